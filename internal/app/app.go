@@ -1,0 +1,206 @@
+// Package app is the one wiring of the service: configuration from the
+// environment → a ready Lambda handler. functions/*/main.go and the local
+// stack both call it, so what runs locally is what deploys.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/workorders/notify/internal/apigw"
+	"github.com/workorders/notify/internal/auth"
+	"github.com/workorders/notify/internal/dynamo"
+	"github.com/workorders/notify/internal/lambdaevents"
+	"github.com/workorders/notify/internal/notify"
+)
+
+// Deps overrides what NewHandler would otherwise build from the
+// environment. The zero value builds everything: DynamoDB from
+// CONNECTIONS_TABLE and the Management API from MANAGEMENT_API_ENDPOINT.
+type Deps struct {
+	// Connections replaces the DynamoDB store (the local stack passes its
+	// in-memory store here).
+	Connections notify.ConnectionStore
+	// AWSConfig replaces config.LoadDefaultConfig.
+	AWSConfig *aws.Config
+	// Logger replaces the JSON logger on standard output.
+	Logger *slog.Logger
+}
+
+// NewHandler builds the handler of one function (a logical ID such as
+// ConnectFunction) from env, which holds that function's environment
+// variables. Missing required configuration is an error naming the
+// variable.
+func NewHandler(ctx context.Context, function string, env map[string]string, deps Deps) (lambda.Handler, error) {
+	cfg := envConfig(env)
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	}
+	log = log.With("function", function)
+	h := &lambdaevents.Handlers{Logger: log}
+	var err error
+	switch function {
+	case ConnectFunction:
+		if h.Origins, err = auth.ParseOrigins(cfg.get(EnvAllowedOrigins)); err != nil {
+			return nil, err
+		}
+		if h.Verifier, err = auth.NewVerifier(auth.Config{
+			Secret: cfg.get(EnvJWTSecret), JWKSURL: cfg.get(EnvJWTJWKSURL),
+			Issuer: cfg.get(EnvJWTIssuer), Audience: cfg.get(EnvJWTAudience),
+			GroupsClaim: cfg.get(EnvJWTGroupsClaim),
+		}); err != nil {
+			return nil, err
+		}
+		if h.Service, err = newService(ctx, cfg, deps, nil); err != nil {
+			return nil, err
+		}
+		return lambda.NewHandler(h.Connect), nil
+	case DisconnectFunction:
+		if h.Service, err = newService(ctx, cfg, deps, nil); err != nil {
+			return nil, err
+		}
+		return lambda.NewHandler(h.Disconnect), nil
+	case DefaultFunction:
+		senders := &senderCache{}
+		if h.Service, err = newService(ctx, cfg, deps, nil); err != nil {
+			return nil, err
+		}
+		awsCfg, err := awsConfig(ctx, deps)
+		if err != nil {
+			return nil, err
+		}
+		endpoint := cfg.get(EnvManagementEndpoint)
+		h.SenderFor = func(rc events.APIGatewayWebsocketProxyRequestContext) notify.Sender {
+			e := endpoint
+			if e == "" {
+				e = apigw.EndpointFor(rc.APIID, awsCfg.Region, rc.Stage)
+			}
+			return senders.get(awsCfg, e)
+		}
+		return lambda.NewHandler(h.Default), nil
+	case PublishFunction:
+		endpoint, err := cfg.required(EnvManagementEndpoint)
+		if err != nil {
+			return nil, err
+		}
+		concurrency, err := cfg.positiveInt(EnvPublishConcurrency, notify.DefaultConcurrency)
+		if err != nil {
+			return nil, err
+		}
+		awsCfg, err := awsConfig(ctx, deps)
+		if err != nil {
+			return nil, err
+		}
+		sender := apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: concurrency})
+		if h.Service, err = newService(ctx, cfg, deps, sender); err != nil {
+			return nil, err
+		}
+		h.Service.Concurrency = concurrency
+		return lambda.NewHandler(h.Publish), nil
+	}
+	return nil, fmt.Errorf("unknown function %q (known: %s, %s, %s, %s)", function,
+		ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction)
+}
+
+// Main is the whole of functions/<name>/main.go: it builds the function's
+// handler from the process environment and starts it, or, when the
+// configuration is incomplete, logs why and exits 1 (a cold-start failure
+// that names the variable).
+func Main(function string) {
+	env := map[string]string{}
+	for _, name := range FunctionEnv[function] {
+		if v, ok := os.LookupEnv(name); ok {
+			env[name] = v
+		}
+	}
+	handler, err := NewHandler(context.Background(), function, env, Deps{})
+	if err != nil {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("configuration error", "function", function, "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(handler)
+}
+
+func newService(ctx context.Context, cfg envConfig, deps Deps, sender notify.Sender) (*notify.Service, error) {
+	store := deps.Connections
+	if store == nil {
+		table, err := cfg.required(EnvConnectionsTable)
+		if err != nil {
+			return nil, err
+		}
+		awsCfg, err := awsConfig(ctx, deps)
+		if err != nil {
+			return nil, err
+		}
+		store = dynamo.New(dynamodb.NewFromConfig(awsCfg), table)
+	}
+	return &notify.Service{Connections: store, Sender: sender}, nil
+}
+
+func awsConfig(ctx context.Context, deps Deps) (aws.Config, error) {
+	if deps.AWSConfig != nil {
+		return *deps.AWSConfig, nil
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// envConfig is one function's environment.
+type envConfig map[string]string
+
+func (c envConfig) get(name string) string { return strings.TrimSpace(c[name]) }
+
+func (c envConfig) required(name string) (string, error) {
+	if v := c.get(name); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("missing configuration: environment variable %s is not set", name)
+}
+
+func (c envConfig) positiveInt(name string, def int) (int, error) {
+	v := c.get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("invalid configuration: %s=%q must be a positive integer", name, v)
+	}
+	return n, nil
+}
+
+// senderCache keeps one Management API client per endpoint, so that a warm
+// DefaultFunction reuses its connections.
+type senderCache struct {
+	mu      sync.Mutex
+	senders map[string]*apigw.Sender
+}
+
+func (c *senderCache) get(cfg aws.Config, endpoint string) *apigw.Sender {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.senders[endpoint]; ok {
+		return s
+	}
+	if c.senders == nil {
+		c.senders = map[string]*apigw.Sender{}
+	}
+	s := apigw.New(cfg, apigw.Options{Endpoint: endpoint, Concurrency: 4})
+	c.senders[endpoint] = s
+	return s
+}

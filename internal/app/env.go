@@ -1,0 +1,46 @@
+package app
+
+// Environment variable names, the same in template.yaml and locally
+// (CONTRACT.md §6).
+const (
+	EnvJWTSecret          = "JWT_SECRET"
+	EnvJWTJWKSURL         = "JWT_JWKS_URL"
+	EnvJWTIssuer          = "JWT_ISSUER"
+	EnvJWTAudience        = "JWT_AUDIENCE"
+	EnvJWTGroupsClaim     = "JWT_GROUPS_CLAIM"
+	EnvAllowedOrigins     = "ALLOWED_ORIGINS"
+	EnvRetentionDays      = "RETENTION_DAYS"
+	EnvConnectionsTable   = "CONNECTIONS_TABLE"
+	EnvNotificationsTable = "NOTIFICATIONS_TABLE"
+	// EnvManagementEndpoint is the API Gateway Management API endpoint,
+	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}. Required by
+	// PublishFunction; DefaultFunction builds it from its event when unset.
+	EnvManagementEndpoint = "MANAGEMENT_API_ENDPOINT"
+	// EnvPublishConcurrency bounds the Management API calls in flight per publish.
+	EnvPublishConcurrency = "PUBLISH_CONCURRENCY"
+)
+
+// Function logical IDs, as in template.yaml and CONTRACT.md §1.
+const (
+	ConnectFunction    = "ConnectFunction"
+	DisconnectFunction = "DisconnectFunction"
+	DefaultFunction    = "DefaultFunction"
+	PublishFunction    = "PublishFunction"
+)
+
+// FunctionEnv lists, per function logical ID, every environment variable its
+// code reads. template.yaml must set each of them (a test checks it).
+var FunctionEnv = map[string][]string{
+	ConnectFunction: {
+		EnvJWTSecret, EnvJWTJWKSURL, EnvJWTIssuer, EnvJWTAudience, EnvJWTGroupsClaim,
+		EnvAllowedOrigins, EnvConnectionsTable,
+	},
+	DisconnectFunction: {EnvConnectionsTable},
+	DefaultFunction: {
+		EnvConnectionsTable, EnvNotificationsTable, EnvRetentionDays, EnvManagementEndpoint,
+	},
+	PublishFunction: {
+		EnvConnectionsTable, EnvNotificationsTable, EnvRetentionDays, EnvManagementEndpoint,
+		EnvPublishConcurrency,
+	},
+}

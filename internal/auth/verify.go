@@ -1,0 +1,298 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/workorders/notify/internal/notify"
+)
+
+const (
+	// Leeway is the clock skew allowed on exp and nbf (CONTRACT.md §2).
+	Leeway = 60 * time.Second
+	// DefaultGroupsClaim is the claim read for groups when Config.GroupsClaim is empty.
+	DefaultGroupsClaim = "groups"
+	// DefaultMinRefreshInterval is Config.MinRefreshInterval's default.
+	DefaultMinRefreshInterval = time.Minute
+	// MaxTokenLength bounds the tokens Verify will parse, in bytes.
+	MaxTokenLength = 16 << 10
+)
+
+// Config configures a Verifier. Secret, JWKSURL or both must be set.
+type Config struct {
+	// Secret (JWT_SECRET) verifies HS256 tokens; HS256 is refused when empty.
+	Secret string
+	// JWKSURL (JWT_JWKS_URL) is where the RS256/ES256 keys are published, e.g.
+	// https://cognito-idp.{region}.amazonaws.com/{poolId}/.well-known/jwks.json.
+	// RS256 and ES256 are refused when empty.
+	JWKSURL string
+	// Issuer (JWT_ISSUER), when set, must equal the token's iss.
+	Issuer string
+	// Audience (JWT_AUDIENCE), when set, must be in the token's aud (a string
+	// or an array), or, when the token has no aud, equal its client_id.
+	Audience string
+	// GroupsClaim (JWT_GROUPS_CLAIM) names the claim that lists the user's
+	// groups; default "groups" ("cognito:groups" for Cognito).
+	GroupsClaim string
+	// HTTPClient fetches the JWKS; default http.DefaultClient. Each fetch is
+	// also bounded by a 5 s timeout.
+	HTTPClient *http.Client
+	// MinRefreshInterval is the least time between two JWKS fetches caused by
+	// tokens whose kid is unknown, so forged kids cannot force fetches;
+	// default 1 minute.
+	MinRefreshInterval time.Duration
+	// Now returns the current time; default time.Now. For tests.
+	Now func() time.Time
+}
+
+// Identity is who a verified token says the client is.
+type Identity struct {
+	// UserID is the token's sub; it satisfies notify.ValidName.
+	UserID string
+	// Groups are the names in the groups claim, duplicates removed, in token
+	// order; each satisfies notify.ValidName. Empty, not nil, when none.
+	Groups []string
+}
+
+// Verifier verifies JWTs as CONTRACT.md §2 says. It is safe for concurrent
+// use; create one per process (at cold start) so the key set is cached.
+type Verifier struct {
+	secret      []byte
+	issuer      string
+	audience    string
+	groupsClaim string
+	methods     []string
+	keys        *keySet
+	parser      *jwt.Parser
+}
+
+// NewVerifier returns a Verifier for cfg. It fetches nothing: the JWKS is
+// fetched on the first verification that needs it. It fails, naming the
+// variable, when neither JWT_SECRET nor JWT_JWKS_URL is set, or when
+// JWT_JWKS_URL is not an absolute http(s) URL.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if cfg.Secret == "" && cfg.JWKSURL == "" {
+		return nil, notify.Errorf(notify.EINVALID, "JWT_SECRET or JWT_JWKS_URL must be set")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	v := &Verifier{
+		issuer:      cfg.Issuer,
+		audience:    cfg.Audience,
+		groupsClaim: cfg.GroupsClaim,
+	}
+	if v.groupsClaim == "" {
+		v.groupsClaim = DefaultGroupsClaim
+	}
+	if cfg.Secret != "" {
+		v.secret = []byte(cfg.Secret)
+		v.methods = append(v.methods, jwt.SigningMethodHS256.Alg())
+	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, notify.Errorf(notify.EINVALID, "JWT_JWKS_URL %q is not an http(s) URL", cfg.JWKSURL)
+		}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = http.DefaultClient
+		}
+		interval := cfg.MinRefreshInterval
+		if interval <= 0 {
+			interval = DefaultMinRefreshInterval
+		}
+		v.keys = newKeySet(cfg.JWKSURL, client, interval, now)
+		v.methods = append(v.methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg())
+	}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods(v.methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(now),
+	)
+	return v, nil
+}
+
+// Verify checks token's signature and claims and returns the identity it
+// carries. Every refusal is an EUNAUTHORIZED *notify.Error whose message says
+// why ("token expired", "token signature invalid", `issuer "x" not
+// accepted`...). ctx bounds waiting for a JWKS fetch in progress.
+func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, unauthorized("missing token")
+	}
+	if len(token) > MaxTokenLength {
+		return Identity{}, unauthorized("token too large")
+	}
+	claims := jwt.MapClaims{}
+	parsed, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		return v.key(ctx, t)
+	})
+	if err != nil {
+		return Identity{}, v.parseError(parsed, err)
+	}
+	return v.identity(claims)
+}
+
+// key returns the verification key for t, whose alg the parser has already
+// checked against v.methods.
+func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
+	switch alg := t.Method.Alg(); alg {
+	case jwt.SigningMethodHS256.Alg():
+		if v.secret != nil {
+			return v.secret, nil
+		}
+	case jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg():
+		if v.keys != nil {
+			kid, ok := t.Header["kid"].(string)
+			if !ok && t.Header["kid"] != nil {
+				return nil, unauthorized("token kid header is not a string")
+			}
+			return v.keys.key(ctx, kid, alg)
+		}
+	}
+	// Unreachable while WithValidMethods matches this switch; fail closed.
+	return nil, notify.Errorf(notify.EUNAUTHORIZED, "token algorithm %q not accepted", t.Method.Alg())
+}
+
+// parseError turns an error from jwt into an EUNAUTHORIZED *notify.Error.
+func (v *Verifier) parseError(t *jwt.Token, err error) error {
+	var e *notify.Error
+	if errors.As(err, &e) {
+		return e // from key: already precise
+	}
+	var msg string
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		msg = "token malformed"
+	case t != nil && t.Header != nil && t.Header["alg"] == nil:
+		msg = "token has no alg header"
+	case t != nil && (t.Method == nil || !slices.Contains(v.methods, t.Method.Alg())):
+		alg, _ := t.Header["alg"].(string)
+		return notify.Wrap(notify.EUNAUTHORIZED, err, "token algorithm "+quote(alg)+" not accepted")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		msg = "token signature invalid"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		msg = "token expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		msg = "token not valid yet (nbf)"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		msg = "token has no exp claim"
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		msg = "token claims invalid"
+	default:
+		msg = "token invalid"
+	}
+	return notify.Wrap(notify.EUNAUTHORIZED, err, msg)
+}
+
+// identity applies the claim rules that jwt does not: iss, aud/client_id,
+// sub and groups.
+func (v *Verifier) identity(claims jwt.MapClaims) (Identity, error) {
+	if v.issuer != "" {
+		iss, ok := claims["iss"].(string)
+		switch {
+		case claims["iss"] == nil:
+			return Identity{}, unauthorized("token has no iss claim")
+		case !ok:
+			return Identity{}, unauthorized("iss claim is not a string")
+		case iss != v.issuer:
+			return Identity{}, unauthorized("issuer " + quote(iss) + " not accepted")
+		}
+	}
+	if v.audience != "" {
+		if err := v.checkAudience(claims); err != nil {
+			return Identity{}, err
+		}
+	}
+
+	sub, ok := claims["sub"].(string)
+	switch {
+	case claims["sub"] == nil || (ok && sub == ""):
+		return Identity{}, unauthorized("token has no sub claim")
+	case !ok:
+		return Identity{}, unauthorized("sub claim is not a string")
+	case !notify.ValidName(sub):
+		return Identity{}, unauthorized("sub " + quote(sub) +
+			" is not a valid user id (1-128 characters of A-Z a-z 0-9 . _ : @ -)")
+	}
+
+	id := Identity{UserID: sub, Groups: []string{}}
+	raw, present := claims[v.groupsClaim]
+	if !present || raw == nil {
+		return id, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return Identity{}, unauthorized(quote(v.groupsClaim) + " claim is not an array")
+	}
+	if len(list) > notify.MaxGroupsPerConnection {
+		return Identity{}, notify.Errorf(notify.EUNAUTHORIZED, "%q claim lists %d groups, more than %d",
+			v.groupsClaim, len(list), notify.MaxGroupsPerConnection)
+	}
+	for i, g := range list {
+		name, ok := g.(string)
+		if !ok {
+			return Identity{}, notify.Errorf(notify.EUNAUTHORIZED, "%q claim item %d is not a string", v.groupsClaim, i)
+		}
+		if !notify.ValidName(name) {
+			return Identity{}, notify.Errorf(notify.EUNAUTHORIZED,
+				"%q claim item %d, %s, is not a valid group name (1-128 characters of A-Z a-z 0-9 . _ : @ -)",
+				v.groupsClaim, i, quote(name))
+		}
+		if !slices.Contains(id.Groups, name) {
+			id.Groups = append(id.Groups, name)
+		}
+	}
+	return id, nil
+}
+
+// checkAudience matches v.audience against aud (a string or an array, any
+// element), or, when the token has no aud, against client_id.
+func (v *Verifier) checkAudience(claims jwt.MapClaims) error {
+	if claims["aud"] == nil {
+		clientID, ok := claims["client_id"].(string)
+		switch {
+		case claims["client_id"] == nil:
+			return unauthorized("token has no aud or client_id claim")
+		case !ok:
+			return unauthorized("client_id claim is not a string")
+		case clientID != v.audience:
+			return unauthorized("client_id " + quote(clientID) + " not accepted")
+		}
+		return nil
+	}
+	aud, err := claims.GetAudience()
+	if err != nil {
+		return notify.Wrap(notify.EUNAUTHORIZED, err, "aud claim is not a string or an array of strings")
+	}
+	if slices.Contains(aud, v.audience) {
+		return nil
+	}
+	if len(aud) == 1 {
+		return unauthorized("audience " + quote(aud[0]) + " not accepted")
+	}
+	return notify.Errorf(notify.EUNAUTHORIZED, "audience %q not accepted", []string(aud))
+}
+
+func unauthorized(msg string) *notify.Error {
+	return &notify.Error{Code: notify.EUNAUTHORIZED, Message: msg}
+}
+
+// quote quotes a claim value for a message, cut to a readable length.
+func quote(s string) string {
+	const limit = 140
+	if len(s) > limit {
+		s = s[:limit] + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,59 @@
+// Package localgw is the local stand-in for API Gateway (WebSocket API and Management API) and
+// Lambda (Invoke API), on one loopback address, driving functions given as aws-lambda-go
+// lambda.Handlers. SAM local cannot emulate WebSocket APIs; this package is what `notify local`
+// serves instead.
+//
+// One address serves:
+//
+//   - ws://ADDR/ (any path): the WebSocket API. The $connect function runs before the upgrade
+//     is accepted; a non-2xx statusCode refuses the handshake with that status and body, a
+//     function error refuses it with 500. Text frames are routed by the route selection
+//     expression ($request.body.FIELD); frames that are not JSON, or match no route, go to
+//     $default; binary frames always go to $default, base64-encoded. Messages of one connection
+//     are handled in order, one at a time. Integration return values are ignored (no route
+//     responses); a failing integration answers the client with AWS's
+//     {"message":"Internal server error",...} frame, a missing route with {"message":"Forbidden",...}.
+//   - http://ADDR/@connections/{id} (optionally under one stage segment, /local/@connections/{id}):
+//     the Management API: POST (send one text frame), GET (connection info), DELETE (close).
+//   - http://ADDR/2015-03-31/functions/{FunctionName}/invocations: the Lambda Invoke API
+//     (RequestResponse, Event, DryRun).
+//
+// Anything else that is a plain GET goes to Config.Static when set.
+//
+// # Closing and $disconnect
+//
+// Every accepted socket gets exactly one $disconnect invocation after it closed, whatever closed
+// it, with requestContext.disconnectStatusCode and disconnectReason:
+//
+//	client close frame          the client's code and reason
+//	no close frame (TCP drop)   1006, ""
+//	DELETE @connections/{id}    1000, "Connection Closed Normally" (as AWS logs it)
+//	idle timeout, max duration  1001, "Going away"
+//	Shutdown                    1001, "Going away"
+//	text message too big        1009, "Message too big"
+//	binary message too big      1003, "Message too big"
+//	write timeout (slow reader) 1006, "write timeout" (the TCP connection is dropped)
+//
+// AWS does not document the codes for the idle timeout, the 2-hour limit or DELETE; the ones
+// above are what clients report seeing and are a guess where unconfirmed. The idle clock counts
+// data messages in both directions (a POST to the connection counts); control frames (ping/pong)
+// do not, as clients report that pings do not keep an API Gateway socket alive.
+//
+// A connection is reachable through @connections only between its accepted upgrade and the
+// start of its close; before and after, the Management API answers 410 GoneException.
+//
+// # Functions
+//
+// Every invocation, from a route or from the Invoke API, goes through one path: a context from
+// lambdacontext.NewContext with a fresh AwsRequestID and the function's ARN
+// (arn:aws:lambda:us-east-1:000000000000:function:NAME), a deadline (FunctionTimeouts, default
+// 30 s), panics recovered, and errors turned into {"errorMessage","errorType"} exactly as
+// aws-lambda-go's runtime loop does.
+//
+// aws-lambda-go v1.55.1's lambda.NewHandler returns its output in pooled storage that the next
+// invocation of the same handler overwrites (aws/aws-lambda-go#639). The gateway therefore copies
+// every output, and uses the library's handlertrace hooks to keep another invocation of the same
+// handler from taking a pooled buffer between the moment the output is written and the moment it
+// is copied. Handlers that do not go through lambda.NewHandler's reflection (hand-written
+// Invoke methods) give no such hooks: their invocations are serialised, one at a time per handler.
+package localgw

@@ -1,0 +1,464 @@
+package localgw
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+)
+
+// Close codes the gateway sends or reports.
+const (
+	closeNormal      = websocket.StatusNormalClosure  // 1000
+	closeGoingAway   = websocket.StatusGoingAway      // 1001
+	closeUnsupported = websocket.StatusUnsupportedData // 1003
+	closeAbnormal    = websocket.StatusAbnormalClosure // 1006 (never sent in a frame)
+	closeTooBig      = websocket.StatusMessageTooBig   // 1009
+)
+
+// requestTimeLayout is requestContext.requestTime's layout ("20/Jan/2024:11:55:08 +0000").
+const requestTimeLayout = "02/Jan/2006:15:04:05 -0700"
+
+// connection is one accepted WebSocket.
+type connection struct {
+	id          string
+	ws          *websocket.Conn
+	connectedAt time.Time
+	sourceIP    string
+	userAgent   string
+	headers     map[string]string
+	mvHeaders   map[string][]string
+	lastActive  atomic.Int64 // unix nanoseconds of the last data message, either way
+
+	closeOnce   sync.Once
+	closeCode   websocket.StatusCode // set once, by whoever closes first
+	closeReason string
+	closed      chan struct{} // closed when the socket is fully closed
+}
+
+func (c *connection) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// serveWebSocket runs one connection from its $connect invocation to its $disconnect invocation.
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		writeAWSError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "Service Unavailable")
+		return
+	}
+	g.sockets.Add(1)
+	g.mu.Unlock()
+	defer g.sockets.Done()
+
+	now := time.Now()
+	c := &connection{
+		id:          newID(),
+		connectedAt: now,
+		sourceIP:    sourceIP(r),
+		userAgent:   r.UserAgent(),
+		closed:      make(chan struct{}),
+	}
+	c.headers, c.mvHeaders = eventHeaders(r, c.sourceIP)
+	log := g.log.With("connectionId", c.id)
+
+	var accept websocket.AcceptOptions
+	accept.InsecureSkipVerify = true // the origin is $connect's business, as on AWS
+	if name, ok := g.cfg.Routes["$connect"]; ok {
+		ev := g.connectEvent(c, r, now)
+		inv, err := g.invoke(context.WithoutCancel(r.Context()), name, mustJSON(ev))
+		if err != nil || inv.fnErr != nil {
+			log.Warn("$connect failed", "route", "$connect", "error", err)
+			writeAWSError(w, http.StatusInternalServerError, "", "Internal server error")
+			return
+		}
+		var resp events.APIGatewayProxyResponse
+		if out := bytes.TrimSpace(inv.output); len(out) > 0 && !bytes.Equal(out, []byte("null")) {
+			if err := json.Unmarshal(out, &resp); err != nil {
+				log.Warn("$connect returned a malformed response", "route", "$connect", "error", err)
+				writeAWSError(w, http.StatusInternalServerError, "", "Internal server error")
+				return
+			}
+		}
+		if resp.StatusCode != 0 && (resp.StatusCode < 200 || resp.StatusCode > 299) {
+			log.Info("connection refused", "route", "$connect", "status", resp.StatusCode)
+			refuse(w, resp)
+			return
+		}
+		if p := headerValue(resp, "Sec-WebSocket-Protocol"); p != "" {
+			accept.Subprotocols = []string{p}
+		}
+	}
+
+	ws, err := websocket.Accept(w, r, &accept)
+	if err != nil {
+		// $connect has run (and may have stored the connection): close the books as a drop.
+		log.Warn("upgrade failed after $connect", "error", err)
+		c.closeOnce.Do(func() { c.closeCode, c.closeReason = closeAbnormal, ""; close(c.closed) })
+		g.disconnect(c)
+		return
+	}
+	ws.SetReadLimit(-1) // the read loop enforces MaxMessageBytes itself, to choose the close code
+	c.ws = ws
+	c.touch()
+
+	g.mu.Lock()
+	shuttingDown := g.closing
+	if !shuttingDown {
+		g.conns[c.id] = c
+	}
+	g.mu.Unlock()
+	log.Info("connected", "sourceIp", c.sourceIP)
+	if shuttingDown {
+		g.closeConn(c, closeGoingAway, "Going away")
+	}
+
+	idle := time.AfterFunc(g.cfg.IdleTimeout, func() { g.checkIdle(c) })
+	maxAge := time.AfterFunc(g.cfg.MaxDuration, func() { g.closeConn(c, closeGoingAway, "Going away") })
+	g.readLoop(c)
+	idle.Stop()
+	maxAge.Stop()
+	<-c.closed
+	g.disconnect(c)
+}
+
+// refuse answers the upgrade with $connect's non-2xx response.
+func refuse(w http.ResponseWriter, resp events.APIGatewayProxyResponse) {
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	body := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		if b, err := base64.StdEncoding.DecodeString(resp.Body); err == nil {
+			body = b
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+}
+
+func headerValue(resp events.APIGatewayProxyResponse, name string) string {
+	for k, v := range resp.Headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+// readLoop reads and dispatches messages, in order, until the socket closes.
+func (g *Gateway) readLoop(c *connection) {
+	limit := g.cfg.MaxMessageBytes
+	for {
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			g.finishClosed(c, err)
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			g.finishClosed(c, err)
+			return
+		}
+		if len(data) > limit {
+			code := closeTooBig
+			if typ == websocket.MessageBinary {
+				code = closeUnsupported
+			}
+			// Closed from this goroutine: Close discards the rest of the message while waiting
+			// for the client's close frame.
+			g.closeConnSync(c, code, "Message too big")
+			return
+		}
+		c.touch()
+		g.dispatch(c, typ, data)
+	}
+}
+
+// finishClosed records a close that the gateway did not start (the client's close frame or a
+// dropped connection) and releases the socket.
+func (g *Gateway) finishClosed(c *connection, err error) {
+	c.closeOnce.Do(func() {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			c.closeCode, c.closeReason = ce.Code, ce.Reason
+		} else {
+			c.closeCode, c.closeReason = closeAbnormal, ""
+		}
+		g.unregister(c)
+		_ = c.ws.CloseNow()
+		close(c.closed)
+	})
+}
+
+// closeConn starts closing c with a close frame; c is unreachable through @connections at once.
+func (g *Gateway) closeConn(c *connection, code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		g.unregister(c)
+		go func() {
+			_ = c.ws.Close(code, reason)
+			close(c.closed)
+		}()
+	})
+}
+
+// closeConnSync is closeConn from the connection's own read goroutine.
+func (g *Gateway) closeConnSync(c *connection, code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		g.unregister(c)
+		_ = c.ws.Close(code, reason)
+		close(c.closed)
+	})
+}
+
+// dropConn closes c's TCP connection without a close frame (a client that does not read).
+func (g *Gateway) dropConn(c *connection, code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		g.unregister(c)
+		_ = c.ws.CloseNow()
+		close(c.closed)
+	})
+}
+
+func (g *Gateway) unregister(c *connection) {
+	g.mu.Lock()
+	if g.conns[c.id] == c {
+		delete(g.conns, c.id)
+	}
+	g.mu.Unlock()
+}
+
+func (g *Gateway) lookup(id string) *connection {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conns[id]
+}
+
+func (g *Gateway) checkIdle(c *connection) {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	idleFor := time.Since(time.Unix(0, c.lastActive.Load()))
+	if idleFor >= g.cfg.IdleTimeout {
+		g.closeConn(c, closeGoingAway, "Going away")
+		return
+	}
+	time.AfterFunc(g.cfg.IdleTimeout-idleFor, func() { g.checkIdle(c) })
+}
+
+// dispatch routes one message and invokes its function.
+func (g *Gateway) dispatch(c *connection, typ websocket.MessageType, data []byte) {
+	routeKey := "$default"
+	if typ == websocket.MessageText {
+		if key, ok := g.selectRoute(data); ok {
+			routeKey = key
+		}
+	}
+	messageID := newID()
+	name, ok := g.cfg.Routes[routeKey]
+	if !ok {
+		g.log.Info("no route for message", "connectionId", c.id, "route", routeKey)
+		g.sendGatewayMessage(c, "Forbidden", messageID)
+		return
+	}
+	now := time.Now()
+	ev := g.baseEvent(c, routeKey, "MESSAGE", now)
+	ev.RequestContext.MessageID = messageID
+	if typ == websocket.MessageBinary {
+		ev.Body = base64.StdEncoding.EncodeToString(data)
+		ev.IsBase64Encoded = true
+	} else {
+		ev.Body = string(data)
+	}
+	inv, err := g.invoke(context.Background(), name, mustJSON(ev))
+	if err != nil || inv.fnErr != nil {
+		g.log.Warn("integration failed", "connectionId", c.id, "route", routeKey, "error", err)
+		g.sendGatewayMessage(c, "Internal server error", ev.RequestContext.RequestID)
+	}
+}
+
+// selectRoute evaluates $request.body.PATH on a JSON text message. ok is false when the message
+// is not JSON, the field is missing or not a string, or no custom route has that key.
+func (g *Gateway) selectRoute(data []byte) (string, bool) {
+	if g.selectKey == nil {
+		return "", false
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return "", false
+	}
+	for _, field := range g.selectKey {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		v = obj[field]
+	}
+	key, ok := v.(string)
+	if !ok || key == "" || strings.HasPrefix(key, "$") {
+		return "", false
+	}
+	if _, exists := g.cfg.Routes[key]; !exists {
+		return "", false
+	}
+	return key, true
+}
+
+// sendGatewayMessage sends the frame API Gateway itself sends when a message cannot be handled.
+func (g *Gateway) sendGatewayMessage(c *connection, message, requestID string) {
+	frame := mustJSON(map[string]string{"message": message, "connectionId": c.id, "requestId": requestID})
+	_ = g.write(c, frame)
+}
+
+// write sends one text frame. Writes to one socket are serialised by the websocket package and
+// bounded by writeTimeout, so a client that does not read is dropped instead of stalling senders.
+func (g *Gateway) write(c *connection, data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+		if ctx.Err() != nil {
+			g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
+			g.dropConn(c, closeAbnormal, "write timeout")
+		}
+		return err
+	}
+	c.touch()
+	return nil
+}
+
+// disconnect invokes $disconnect, once, after the socket closed.
+func (g *Gateway) disconnect(c *connection) {
+	g.log.Info("disconnected", "connectionId", c.id, "code", int(c.closeCode), "reason", c.closeReason)
+	name, ok := g.cfg.Routes["$disconnect"]
+	if !ok {
+		return
+	}
+	ev := g.baseEvent(c, "$disconnect", "DISCONNECT", time.Now())
+	ev.Headers, ev.MultiValueHeaders = c.headers, c.mvHeaders
+	ev.RequestContext.DisconnectStatusCode = int64(c.closeCode)
+	reason := c.closeReason
+	ev.RequestContext.DisconnectReason = &reason
+	if _, err := g.invoke(context.Background(), name, mustJSON(ev)); err != nil {
+		g.log.Warn("$disconnect failed", "connectionId", c.id, "route", "$disconnect", "error", err)
+	}
+}
+
+// baseEvent is the part every WebSocket event shares.
+func (g *Gateway) baseEvent(c *connection, routeKey, eventType string, now time.Time) events.APIGatewayWebsocketProxyRequest {
+	requestID := newID()
+	return events.APIGatewayWebsocketProxyRequest{
+		RequestContext: events.APIGatewayWebsocketProxyRequestContext{
+			RouteKey:          routeKey,
+			EventType:         eventType,
+			ExtendedRequestID: requestID,
+			RequestID:         requestID,
+			RequestTime:       now.UTC().Format(requestTimeLayout),
+			RequestTimeEpoch:  now.UnixMilli(),
+			MessageDirection:  "IN",
+			Stage:             Stage,
+			APIID:             APIID,
+			DomainName:        g.Addr(),
+			ConnectionID:      c.id,
+			ConnectedAt:       c.connectedAt.UnixMilli(),
+			Identity: events.APIGatewayRequestIdentity{
+				SourceIP:  c.sourceIP,
+				UserAgent: c.userAgent,
+			},
+		},
+	}
+}
+
+func (g *Gateway) connectEvent(c *connection, r *http.Request, now time.Time) events.APIGatewayWebsocketProxyRequest {
+	ev := g.baseEvent(c, "$connect", "CONNECT", now)
+	ev.Headers, ev.MultiValueHeaders = c.headers, c.mvHeaders
+	q := r.URL.Query()
+	if len(q) > 0 {
+		ev.QueryStringParameters = make(map[string]string, len(q))
+		ev.MultiValueQueryStringParameters = make(map[string][]string, len(q))
+		for k, vs := range q {
+			ev.QueryStringParameters[k] = vs[len(vs)-1]
+			ev.MultiValueQueryStringParameters[k] = vs
+		}
+	}
+	return ev
+}
+
+// hopHeaders are the handshake headers API Gateway does not pass to the integration.
+var hopHeaders = map[string]bool{"Connection": true, "Upgrade": true, "Content-Length": true}
+
+// eventHeaders builds headers and multiValueHeaders as API Gateway does: the request's headers
+// (single-valued: the last value), Host, and the X-Forwarded-* headers of its load balancer.
+func eventHeaders(r *http.Request, ip string) (map[string]string, map[string][]string) {
+	single := make(map[string]string, len(r.Header)+4)
+	multi := make(map[string][]string, len(r.Header)+4)
+	add := func(k string, vs []string) {
+		if len(vs) == 0 {
+			return
+		}
+		single[k] = vs[len(vs)-1]
+		multi[k] = append([]string(nil), vs...)
+	}
+	add("Host", []string{r.Host})
+	for k, vs := range r.Header {
+		if !hopHeaders[k] {
+			add(k, vs)
+		}
+	}
+	port := "80"
+	if _, p, err := net.SplitHostPort(r.Host); err == nil {
+		port = p
+	}
+	xff := ip
+	if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
+		xff = prior + ", " + ip
+	}
+	add("X-Forwarded-For", []string{xff})
+	add("X-Forwarded-Port", []string{port})
+	add("X-Forwarded-Proto", []string{"http"})
+	if _, ok := single["X-Amzn-Trace-Id"]; !ok {
+		add("X-Amzn-Trace-Id", []string{"Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + strings.ReplaceAll(newUUID(), "-", "")[:24]})
+	}
+	return single, multi
+}
+
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // events and maps of strings always marshal
+	}
+	return b
+}

@@ -1,0 +1,254 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Defaults of a Service.
+const (
+	// DefaultConnectionTTL is how long a connection is kept when no
+	// $disconnect comes: a little over API Gateway's 2-hour maximum.
+	DefaultConnectionTTL = 2*time.Hour + 15*time.Minute
+	// DefaultGoneGrace protects fresh connections from 410 cleanup: a post
+	// during $connect also answers 410 (CONTRACT.md §4).
+	DefaultGoneGrace = 10 * time.Second
+	// DefaultConcurrency bounds the sends in flight per publish.
+	DefaultConcurrency = 64
+)
+
+// Service is what the functions do: connect, disconnect, answer frames and
+// publish. Its zero value is not usable: set Connections (and Sender to
+// publish).
+type Service struct {
+	Connections ConnectionStore
+	// Sender delivers published notifications.
+	Sender Sender
+	// Concurrency bounds the sends in flight per publish (DefaultConcurrency).
+	Concurrency int
+	// ConnectionTTL is DefaultConnectionTTL when zero.
+	ConnectionTTL time.Duration
+	// GoneGrace is DefaultGoneGrace when zero.
+	GoneGrace time.Duration
+	// Now is time.Now when nil.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Connect stores a new connection of userID with its groups. The identity
+// must already be verified.
+func (s *Service) Connect(ctx context.Context, id, userID string, groups []string, connectedAt time.Time) error {
+	if connectedAt.IsZero() {
+		connectedAt = s.now()
+	}
+	ttl := s.ConnectionTTL
+	if ttl <= 0 {
+		ttl = DefaultConnectionTTL
+	}
+	// The expiry counts from when the connection is stored, which on AWS is
+	// connectedAt give or take milliseconds, and keeps a replayed event
+	// (sam local invoke) from storing an already expired connection.
+	return s.Connections.SaveConnection(ctx, Connection{
+		ID: id, UserID: userID, Groups: groups,
+		ConnectedAt: connectedAt, ExpiresAt: s.now().Add(ttl),
+	})
+}
+
+// Disconnect forgets a connection and its memberships.
+func (s *Service) Disconnect(ctx context.Context, id string) error {
+	return s.Connections.DeleteConnection(ctx, id)
+}
+
+// HandleMessage answers one client frame through sender, which reaches the
+// sending connection. Refused frames get an `error` frame; the socket stays
+// open. The error returned is only a failure to answer.
+func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID string, body []byte, binary bool) error {
+	var answer any
+	frame, err := DecodeClientFrame(body)
+	if binary {
+		frame, err = ClientFrame{}, invalidf("binary frames are not accepted: send JSON text")
+	}
+	switch {
+	case err != nil:
+		LoggerFrom(ctx).Info("frame refused", "code", ErrorCode(err), "reason", ErrorMessage(err))
+		answer = NewErrorFrame(err, frame.Ref)
+	case frame.Action == ActionPing:
+		answer = PongFrame{Type: "pong", Ref: frame.Ref}
+	default:
+		// sync and read arrive with the inbox.
+		answer = NewErrorFrame(Errorf(EUNKNOWNACTION, "action %q is not available yet", frame.Action), frame.Ref)
+	}
+	data, err := json.Marshal(answer)
+	if err != nil {
+		return Wrap(EINTERNAL, err, "marshal answer")
+	}
+	return sender.Send(ctx, connectionID, data)
+}
+
+// Publish validates nothing (DecodePublishRequest does): it sends the
+// notification to every connection the request targets, each once, with
+// bounded concurrency, and reports the counts. One failed connection never
+// stops the others; a 410 removes that connection unless it is younger than
+// GoneGrace.
+func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
+	now := s.now()
+	n := &Notification{
+		ID: NewID(now), Type: req.Notification.Type, Title: req.Notification.Title,
+		Body: req.Notification.Body, Data: req.Notification.Data, CreatedAt: Timestamp{now},
+	}
+	frame, err := json.Marshal(NotificationFrame{Type: "notification", Notification: n})
+	if err != nil {
+		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification")
+	}
+	counts, err := s.deliver(ctx, req.Target(), frame)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	return PublishResult{
+		ID: n.ID, Connections: counts.connections, Delivered: counts.delivered,
+		Gone: counts.gone, Failed: counts.failed, OfflineUsers: counts.offlineUsers,
+	}, nil
+}
+
+type deliveryCounts struct {
+	connections, delivered, gone, failed int
+	offlineUsers                         []string
+}
+
+// deliver walks the target's connections page by page while workers send,
+// so that pagination overlaps with sending.
+func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (deliveryCounts, error) {
+	var counts deliveryCounts
+	// reached marks the requested users who got the notification on at
+	// least one connection. The map is read-only once built; the flags are
+	// atomic, so workers need no lock.
+	reached := make(map[string]*atomic.Bool, len(target.Users))
+	for _, u := range target.Users {
+		reached[u] = new(atomic.Bool)
+	}
+	workers := s.Concurrency
+	if workers <= 0 {
+		workers = DefaultConcurrency
+	}
+	goneBefore := s.now().Add(-s.goneGrace())
+	var delivered, gone, failed atomic.Int64
+	work := make(chan Connection, workers*2)
+	var wg sync.WaitGroup
+	started := 0
+	startWorker := func() {
+		started++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				err := s.Sender.Send(ctx, c.ID, frame)
+				switch {
+				case err == nil:
+					delivered.Add(1)
+					if flag := reached[c.UserID]; flag != nil {
+						flag.Store(true)
+					}
+				case ErrorCode(err) == EGONE:
+					gone.Add(1)
+					s.forgetGone(ctx, c, goneBefore)
+				default:
+					failed.Add(1)
+					LoggerFrom(ctx).Warn("send failed", "connectionId", c.ID, "error", err.Error())
+				}
+			}
+		}()
+	}
+	seen := make(map[string]struct{})
+	walkErr := s.Connections.ForEachTarget(ctx, target, func(page []Connection) error {
+		for _, c := range page {
+			if _, dup := seen[c.ID]; dup {
+				continue
+			}
+			seen[c.ID] = struct{}{}
+			// Start workers only as connections arrive: the common publish
+			// reaches one or two sockets.
+			if started < workers && started < len(seen) {
+				startWorker()
+			}
+			select {
+			case work <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	close(work)
+	wg.Wait()
+	if walkErr != nil {
+		if !errors.As(walkErr, new(*Error)) {
+			walkErr = Wrap(EINTERNAL, walkErr, "find target connections")
+		}
+		return counts, walkErr
+	}
+	counts.connections = len(seen)
+	counts.delivered, counts.gone, counts.failed = int(delivered.Load()), int(gone.Load()), int(failed.Load())
+	counts.offlineUsers = []string{}
+	for _, u := range uniqueStrings(target.Users) {
+		if !reached[u].Load() {
+			counts.offlineUsers = append(counts.offlineUsers, u)
+		}
+	}
+	return counts, nil
+}
+
+func (s *Service) goneGrace() time.Duration {
+	if s.GoneGrace > 0 {
+		return s.GoneGrace
+	}
+	return DefaultGoneGrace
+}
+
+// forgetGone removes a connection the gateway answered 410 for, unless it
+// connected after cutoff (its $connect may still be running).
+func (s *Service) forgetGone(ctx context.Context, c Connection, cutoff time.Time) {
+	if !c.ConnectedAt.IsZero() && !c.ConnectedAt.Before(cutoff) {
+		return
+	}
+	if _, err := s.Connections.DeleteGoneConnection(ctx, c.ID, cutoff); err != nil {
+		LoggerFrom(ctx).Warn("removing gone connection failed", "connectionId", c.ID, "error", err.Error())
+	}
+}
+
+func uniqueStrings(in []string) []string {
+	seen := make(map[string]struct{}, len(in))
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var (
+	entropyMu sync.Mutex
+	entropy   = ulid.Monotonic(rand.Reader, 0)
+)
+
+// NewID mints a notification id: a ULID of time t, monotonic within this
+// process so that ids minted in the same millisecond still sort in order.
+func NewID(t time.Time) string {
+	entropyMu.Lock()
+	defer entropyMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(t), entropy).String()
+}

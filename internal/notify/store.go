@@ -1,0 +1,45 @@
+package notify
+
+import (
+	"context"
+	"time"
+)
+
+// ConnectionStore keeps the open connections and who they belong to.
+// Implementations: internal/dynamo (DynamoDB) and internal/memory (the
+// embedded development default). Both pass internal/notify/storetest.
+type ConnectionStore interface {
+	// SaveConnection stores c with its user and group memberships. On error
+	// nothing of c is left stored.
+	SaveConnection(ctx context.Context, c Connection) error
+
+	// GetConnection returns the stored connection with this id, or an
+	// ENOTFOUND error. Expired connections are not found.
+	GetConnection(ctx context.Context, id string) (Connection, error)
+
+	// DeleteConnection removes the connection and all its memberships.
+	// Removing an unknown id is not an error.
+	DeleteConnection(ctx context.Context, id string) error
+
+	// DeleteGoneConnection removes the connection only if it was connected
+	// before connectedBefore, and reports whether it removed it. It is what
+	// a 410 from the gateway calls: a connection whose $connect is still
+	// running also answers 410 and must survive.
+	DeleteGoneConnection(ctx context.Context, id string, connectedBefore time.Time) (bool, error)
+
+	// ForEachTarget calls fn with pages of the unexpired connections that t
+	// reaches: each listed user's, each listed group's, or, with Broadcast,
+	// every connection. A connection may appear more than once (a user also
+	// in a listed group); callers deduplicate by ID. fn is never called
+	// concurrently. An error from fn stops the walk and is returned.
+	// Returned Connections carry at least ID, UserID and ConnectedAt.
+	ForEachTarget(ctx context.Context, t Target, fn func(page []Connection) error) error
+}
+
+// Sender delivers one frame to one connection. The API Gateway Management
+// API and the local stack implement it.
+type Sender interface {
+	// Send posts data to the connection. It returns an error whose code is
+	// EGONE (see ErrGone) when the connection no longer exists.
+	Send(ctx context.Context, connectionID string, data []byte) error
+}
