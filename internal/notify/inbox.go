@@ -1,0 +1,79 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Streams a notification is stored in (CONTRACT.md §5). A connection sees
+// its user's stream, the streams of its token's groups, and the broadcast
+// stream. The prefixes keep users and groups apart: group "user:43" is
+// stream "group:user:43", user 43 is stream "user:43".
+const BroadcastStream = "broadcast"
+
+// UserStream is the stream of one user.
+func UserStream(userID string) string { return "user:" + userID }
+
+// GroupStream is the stream of one group.
+func GroupStream(group string) string { return "group:" + group }
+
+// StoredNotification is a notification as kept in the inbox: its id and its
+// JSON (the object inside a `notification` frame), marshalled once.
+type StoredNotification struct {
+	ID      string
+	Payload json.RawMessage
+}
+
+// InboxStore keeps published notifications for RETENTION_DAYS so that a user
+// whose socket was down gets them on sync, the read state of each user, and
+// the idempotency keys of publishes. Implementations: internal/dynamo and
+// internal/memory; both pass internal/notify/inboxtest. Expired items
+// (expiresAt in the past) are never returned, even where the engine has not
+// removed them yet.
+type InboxStore interface {
+	// ClaimIdempotencyKey records that key belongs to the publish with id
+	// until expiresAt. If the key is already claimed by an unexpired claim, it
+	// returns that claim's id and claimed=false. Of concurrent claims of one
+	// key exactly one wins.
+	ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (firstID string, claimed bool, err error)
+
+	// ReleaseIdempotencyKey removes the claim of key if it is still held by
+	// id (a publish that failed before sending anything), so a retry can
+	// claim it again.
+	ReleaseIdempotencyKey(ctx context.Context, key, id string) error
+
+	// AppendNotification stores n in every one of streams (batched; a write
+	// the engine leaves unprocessed is retried), to expire at expiresAt. On
+	// error the caller must not send n.
+	AppendNotification(ctx context.Context, n StoredNotification, streams []string, expiresAt time.Time) error
+
+	// ListAfter returns the notifications of streams whose id is greater
+	// than after ("" = from the oldest), ascending by id, each id once, at
+	// most limit of them; more reports whether at least one more exists
+	// after the last one returned. It reads key ranges only: never a whole
+	// stream to return a page.
+	ListAfter(ctx context.Context, streams []string, after string, limit int) (page []StoredNotification, more bool, err error)
+
+	// ListLatest returns the newest limit notifications of streams,
+	// ascending by id, each id once.
+	ListLatest(ctx context.Context, streams []string, limit int) ([]StoredNotification, error)
+
+	// VisibleIDs returns those of ids that are stored in at least one of
+	// streams, in the order given.
+	VisibleIDs(ctx context.Context, streams []string, ids []string) ([]string, error)
+
+	// MarkRead records ids as read by userID, until expiresAt.
+	MarkRead(ctx context.Context, userID string, ids []string, expiresAt time.Time) error
+
+	// MarkAllRead records that every notification with an id up to and
+	// including upTo is read by userID. A lower upTo than one already
+	// recorded changes nothing.
+	MarkAllRead(ctx context.Context, userID string, upTo string) error
+
+	// CountUnread counts the notifications of streams that userID has not
+	// read, stopping at max (so max means "max or more"). It reads at most
+	// about max unread items plus the user's individual read marks, never a
+	// whole stream.
+	CountUnread(ctx context.Context, userID string, streams []string, max int) (int, error)
+}
