@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -32,6 +33,8 @@ type Deps struct {
 	// Connections replaces the DynamoDB store (the local stack passes its
 	// in-memory store here).
 	Connections notify.ConnectionStore
+	// Inbox replaces the DynamoDB inbox built from NOTIFICATIONS_TABLE.
+	Inbox notify.InboxStore
 	// AWSConfig replaces config.LoadDefaultConfig.
 	AWSConfig *aws.Config
 	// Logger replaces the JSON logger on standard output.
@@ -63,18 +66,18 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		}); err != nil {
 			return nil, err
 		}
-		if h.Service, err = newService(ctx, cfg, deps, nil); err != nil {
+		if h.Service, err = newService(ctx, cfg, deps, nil, false); err != nil {
 			return nil, err
 		}
 		return lambda.NewHandler(h.Connect), nil
 	case DisconnectFunction:
-		if h.Service, err = newService(ctx, cfg, deps, nil); err != nil {
+		if h.Service, err = newService(ctx, cfg, deps, nil, false); err != nil {
 			return nil, err
 		}
 		return lambda.NewHandler(h.Disconnect), nil
 	case DefaultFunction:
 		senders := &senderCache{}
-		if h.Service, err = newService(ctx, cfg, deps, nil); err != nil {
+		if h.Service, err = newService(ctx, cfg, deps, nil, true); err != nil {
 			return nil, err
 		}
 		awsCfg, err := awsConfig(ctx, deps)
@@ -104,7 +107,7 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 			return nil, err
 		}
 		sender := apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: concurrency})
-		if h.Service, err = newService(ctx, cfg, deps, sender); err != nil {
+		if h.Service, err = newService(ctx, cfg, deps, sender, true); err != nil {
 			return nil, err
 		}
 		h.Service.Concurrency = concurrency
@@ -133,20 +136,54 @@ func Main(function string) {
 	lambda.Start(handler)
 }
 
-func newService(ctx context.Context, cfg envConfig, deps Deps, sender notify.Sender) (*notify.Service, error) {
-	store := deps.Connections
-	if store == nil {
+// newService builds the service with the stores a function uses: every
+// function the connections, DefaultFunction and PublishFunction (withInbox)
+// also the inbox.
+func newService(ctx context.Context, cfg envConfig, deps Deps, sender notify.Sender, withInbox bool) (*notify.Service, error) {
+	svc := &notify.Service{Connections: deps.Connections, Inbox: deps.Inbox, Sender: sender}
+	var client *dynamodb.Client
+	dynamoClient := func() (*dynamodb.Client, error) {
+		if client == nil {
+			awsCfg, err := awsConfig(ctx, deps)
+			if err != nil {
+				return nil, err
+			}
+			client = dynamodb.NewFromConfig(awsCfg)
+		}
+		return client, nil
+	}
+	if svc.Connections == nil {
 		table, err := cfg.required(EnvConnectionsTable)
 		if err != nil {
 			return nil, err
 		}
-		awsCfg, err := awsConfig(ctx, deps)
+		c, err := dynamoClient()
 		if err != nil {
 			return nil, err
 		}
-		store = dynamo.New(dynamodb.NewFromConfig(awsCfg), table)
+		svc.Connections = dynamo.New(c, table)
 	}
-	return &notify.Service{Connections: store, Sender: sender}, nil
+	if !withInbox {
+		svc.Inbox = nil
+		return svc, nil
+	}
+	days, err := cfg.positiveInt(EnvRetentionDays, int(notify.DefaultRetention/(24*time.Hour)))
+	if err != nil {
+		return nil, err
+	}
+	svc.Retention = time.Duration(days) * 24 * time.Hour
+	if svc.Inbox == nil {
+		table, err := cfg.required(EnvNotificationsTable)
+		if err != nil {
+			return nil, err
+		}
+		c, err := dynamoClient()
+		if err != nil {
+			return nil, err
+		}
+		svc.Inbox = dynamo.NewInbox(c, table)
+	}
+	return svc, nil
 }
 
 func awsConfig(ctx context.Context, deps Deps) (aws.Config, error) {

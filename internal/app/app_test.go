@@ -132,7 +132,7 @@ func (h *harness) handler(t *testing.T, function string, env map[string]string) 
 		env = sampleEnv(t, function, h.mgmt.URL)
 	}
 	handler, err := app.NewHandler(context.Background(), function, env, app.Deps{
-		Connections: h.store, AWSConfig: staticConfig(), Logger: slog.New(slog.NewJSONHandler(h, nil)),
+		Connections: h.store, Inbox: h.store, AWSConfig: staticConfig(), Logger: slog.New(slog.NewJSONHandler(h, nil)),
 	})
 	if err != nil {
 		t.Fatalf("NewHandler(%s): %v", function, err)
@@ -318,6 +318,8 @@ func TestMissingConfigurationNamesTheVariable(t *testing.T) {
 		{app.ConnectFunction, map[string]string{app.EnvAllowedOrigins: "*", app.EnvJWTSecret: "s"}, app.EnvConnectionsTable},
 		{app.DisconnectFunction, map[string]string{}, app.EnvConnectionsTable},
 		{app.DefaultFunction, map[string]string{}, app.EnvConnectionsTable},
+		{app.DefaultFunction, map[string]string{app.EnvConnectionsTable: "t"}, app.EnvNotificationsTable},
+		{app.DefaultFunction, map[string]string{app.EnvConnectionsTable: "t", app.EnvNotificationsTable: "n", app.EnvRetentionDays: "0"}, app.EnvRetentionDays},
 		{app.PublishFunction, map[string]string{app.EnvConnectionsTable: "t"}, app.EnvManagementEndpoint},
 		{app.PublishFunction, map[string]string{app.EnvConnectionsTable: "t", app.EnvManagementEndpoint: "http://x", app.EnvPublishConcurrency: "lots"}, app.EnvPublishConcurrency},
 	}

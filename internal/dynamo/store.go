@@ -433,7 +433,11 @@ const filterUnexpired = "#e > :now"
 // queryPartition pages through one user's or group's membership items.
 func (s *Store) queryPartition(ctx context.Context, pk string, emit func([]notify.Connection) bool) error {
 	in := &dynamodb.QueryInput{
-		TableName:              &s.table,
+		TableName: &s.table,
+		// Strongly consistent: a connection saved just before a publish is
+		// reached. Membership items are tiny, so this costs little. (The
+		// broadcast's GSI cannot be read consistently.)
+		ConsistentRead:         aws.Bool(true),
 		KeyConditionExpression: aws.String("#pk = :pk"),
 		FilterExpression:       aws.String(filterUnexpired),
 		ProjectionExpression:   aws.String("#sk, #u, #c, #e"),

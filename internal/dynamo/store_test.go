@@ -295,8 +295,9 @@ func TestFanOutOperations(t *testing.T) {
 				continue
 			}
 			pks = append(pks, in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS).Value)
-			if in.IndexName != nil || aws.ToString(in.FilterExpression) == "" {
-				t.Errorf("Query on index %v with filter %q", aws.ToString(in.IndexName), aws.ToString(in.FilterExpression))
+			if in.IndexName != nil || aws.ToString(in.FilterExpression) == "" || !aws.ToBool(in.ConsistentRead) {
+				t.Errorf("Query on index %q with filter %q, consistent %v; want the table, a filter, consistent",
+					aws.ToString(in.IndexName), aws.ToString(in.FilterExpression), aws.ToBool(in.ConsistentRead))
 			}
 		}
 		slices.Sort(pks)

@@ -39,8 +39,10 @@
 // data messages in both directions (a POST to the connection counts); control frames (ping/pong)
 // do not, as clients report that pings do not keep an API Gateway socket alive.
 //
-// A connection is reachable through @connections only between its accepted upgrade and the
-// start of its close; before and after, the Management API answers 410 GoneException.
+// A connection is reachable through @connections from the moment its $connect function answered
+// 2xx (a call that arrives while the 101 response is being written waits for it) until the start
+// of its close; before and after, the Management API answers 410 GoneException, as AWS does for
+// a post made during $connect.
 //
 // # Functions
 //

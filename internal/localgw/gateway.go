@@ -83,6 +83,9 @@ type Gateway struct {
 	srv      *http.Server
 	serveErr chan error
 
+	freshMu sync.Mutex
+	fresh   map[net.Conn]struct{} // HTTP connections that have not sent a request yet
+
 	sockets    sync.WaitGroup // upgrade handlers, from the $connect invocation to $disconnect
 	background sync.WaitGroup // Event invocations
 }
@@ -185,6 +188,7 @@ func (g *Gateway) Start() error {
 		Handler:           g,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ConnState:         g.trackConnState,
 	}
 	g.serveErr = make(chan error, 1)
 	go func() { g.serveErr <- g.srv.Serve(ln) }()
@@ -227,7 +231,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		_ = g.srv.Close()
 		return err
 	}
-	if err := g.srv.Shutdown(ctx); err != nil {
+	if err := g.shutdownHTTP(ctx); err != nil {
 		_ = g.srv.Close()
 		return err
 	}
@@ -235,6 +239,42 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		return err
 	}
 	return waitCtx(ctx, &g.background)
+}
+
+// shutdownHTTP is http.Server.Shutdown without its wait for connections that never sent a
+// request: net/http counts those as active for 5 s, and SDK clients leave such spare
+// connections behind. They are closed as soon as the listener is.
+func (g *Gateway) shutdownHTTP(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- g.srv.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			g.freshMu.Lock()
+			for c := range g.fresh {
+				_ = c.Close()
+				delete(g.fresh, c)
+			}
+			g.freshMu.Unlock()
+		}
+	}
+}
+
+func (g *Gateway) trackConnState(c net.Conn, state http.ConnState) {
+	g.freshMu.Lock()
+	defer g.freshMu.Unlock()
+	if g.fresh == nil {
+		g.fresh = make(map[net.Conn]struct{})
+	}
+	if state == http.StateNew {
+		g.fresh[c] = struct{}{}
+	} else {
+		delete(g.fresh, c)
+	}
 }
 
 func (g *Gateway) dropAll() {

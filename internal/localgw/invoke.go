@@ -28,7 +28,7 @@ var errUnknownFunction = errors.New("function not found")
 // invocation is the outcome of one function invocation.
 type invocation struct {
 	requestID string
-	output    []byte                          // the handler's output (nil on a function error)
+	output    []byte                         // the handler's output (nil on a function error)
 	fnErr     *messages.InvokeResponse_Error // the function error, as the runtime reports it
 }
 
@@ -53,10 +53,11 @@ func (g *Gateway) invoke(ctx context.Context, name string, payload []byte) (invo
 	})
 
 	start := time.Now()
-	out, err, panicked := fn.call(ctx, payload)
+	out, panicked, err := fn.call(ctx, payload)
 	switch {
 	case panicked != nil:
 		inv.fnErr = panicResponse(panicked)
+		g.log.Error("function panicked", "function", name, "requestId", inv.requestID, "stack", string(panicked.(panicInfo).stack))
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// Lambda stops the function at its deadline, whatever it was about to return.
 		inv.fnErr = &messages.InvokeResponse_Error{
@@ -86,7 +87,7 @@ func (g *Gateway) invoke(ctx context.Context, name string, payload []byte) (invo
 // took its buffer (the RequestEvent hook, right after), and again from the function's return (the
 // ResponseEvent hook, right before the output is written) until the copy. A handler that fires
 // no hook holds the gate for its whole invocation.
-func (fn *function) call(ctx context.Context, payload []byte) (out []byte, err error, panicked any) {
+func (fn *function) call(ctx context.Context, payload []byte) (out []byte, panicked any, err error) {
 	held, requested, responded := true, false, false
 	fn.gate.Lock()
 	ctx = handlertrace.NewContext(ctx, handlertrace.HandlerTrace{
@@ -107,7 +108,7 @@ func (fn *function) call(ctx context.Context, payload []byte) (out []byte, err e
 	})
 	defer func() {
 		if p := recover(); p != nil {
-			out, err, panicked = nil, nil, panicInfo{value: p, stack: debug.Stack()}
+			out, panicked, err = nil, panicInfo{value: p, stack: debug.Stack()}, nil
 		}
 		if held {
 			fn.gate.Unlock()
@@ -115,7 +116,7 @@ func (fn *function) call(ctx context.Context, payload []byte) (out []byte, err e
 	}()
 	out, err = fn.handler.Invoke(ctx, payload)
 	if err != nil {
-		return nil, err, nil
+		return nil, nil, err
 	}
 	if requested && !responded && !held {
 		// A reflected handler that returns only an error writes "null" once the function

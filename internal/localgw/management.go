@@ -1,7 +1,6 @@
 package localgw
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -37,18 +36,19 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 	w.Header().Set("x-amzn-RequestId", newUUID())
 	switch r.Method {
 	case http.MethodPost:
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(g.cfg.MaxMessageBytes)))
+		body, err := io.ReadAll(io.LimitReader(r.Body, int64(g.cfg.MaxMessageBytes)+1))
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeAWSError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request payload too large")
-				return
-			}
 			writeAWSError(w, http.StatusBadRequest, "BadRequestException", "Could not read request body")
 			return
 		}
+		if len(body) > g.cfg.MaxMessageBytes {
+			// Drain a reasonable rest so the client's connection stays usable.
+			_, _ = io.CopyN(io.Discard, r.Body, 8<<20)
+			writeAWSError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request payload too large")
+			return
+		}
 		c := g.lookup(id)
-		if c == nil {
+		if c == nil || c.socket(r.Context()) == nil {
 			gone(w)
 			return
 		}
@@ -59,7 +59,7 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 		w.WriteHeader(http.StatusOK)
 	case http.MethodGet:
 		c := g.lookup(id)
-		if c == nil {
+		if c == nil || c.socket(r.Context()) == nil {
 			gone(w)
 			return
 		}
@@ -70,7 +70,7 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 		}, "")
 	case http.MethodDelete:
 		c := g.lookup(id)
-		if c == nil {
+		if c == nil || c.socket(r.Context()) == nil {
 			gone(w)
 			return
 		}

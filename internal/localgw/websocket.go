@@ -21,8 +21,8 @@ import (
 
 // Close codes the gateway sends or reports.
 const (
-	closeNormal      = websocket.StatusNormalClosure  // 1000
-	closeGoingAway   = websocket.StatusGoingAway      // 1001
+	closeNormal      = websocket.StatusNormalClosure   // 1000
+	closeGoingAway   = websocket.StatusGoingAway       // 1001
 	closeUnsupported = websocket.StatusUnsupportedData // 1003
 	closeAbnormal    = websocket.StatusAbnormalClosure // 1006 (never sent in a frame)
 	closeTooBig      = websocket.StatusMessageTooBig   // 1009
@@ -46,6 +46,18 @@ type connection struct {
 	closeCode   websocket.StatusCode // set once, by whoever closes first
 	closeReason string
 	closed      chan struct{} // closed when the socket is fully closed
+	ready       chan struct{} // closed once the upgrade was answered; ws is set if it succeeded
+}
+
+// socket waits until the upgrade was answered and returns the socket, or nil if the upgrade
+// failed or ctx ended first.
+func (c *connection) socket(ctx context.Context) *websocket.Conn {
+	select {
+	case <-c.ready:
+		return c.ws
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 func (c *connection) touch() { c.lastActive.Store(time.Now().UnixNano()) }
@@ -69,6 +81,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		sourceIP:    sourceIP(r),
 		userAgent:   r.UserAgent(),
 		closed:      make(chan struct{}),
+		ready:       make(chan struct{}),
 	}
 	c.headers, c.mvHeaders = eventHeaders(r, c.sourceIP)
 	log := g.log.With("connectionId", c.id)
@@ -101,24 +114,34 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	ws, err := websocket.Accept(w, r, &accept)
-	if err != nil {
-		// $connect has run (and may have stored the connection): close the books as a drop.
-		log.Warn("upgrade failed after $connect", "error", err)
-		c.closeOnce.Do(func() { c.closeCode, c.closeReason = closeAbnormal, ""; close(c.closed) })
-		g.disconnect(c)
-		return
-	}
-	ws.SetReadLimit(-1) // the read loop enforces MaxMessageBytes itself, to choose the close code
-	c.ws = ws
-	c.touch()
-
+	// The connection is reachable from the moment $connect answered: register it before the
+	// 101 goes out, so that a client can be posted to as soon as its handshake completes.
+	// Management API calls wait for ready until the socket exists.
 	g.mu.Lock()
 	shuttingDown := g.closing
 	if !shuttingDown {
 		g.conns[c.id] = c
 	}
 	g.mu.Unlock()
+
+	ws, err := websocket.Accept(w, r, &accept)
+	if err != nil {
+		// $connect has run (and may have stored the connection): close the books as a drop.
+		log.Warn("upgrade failed after $connect", "error", err)
+		c.closeOnce.Do(func() {
+			c.closeCode, c.closeReason = closeAbnormal, ""
+			g.unregister(c)
+			close(c.closed)
+		})
+		close(c.ready)
+		<-c.closed
+		g.disconnect(c)
+		return
+	}
+	ws.SetReadLimit(-1) // the read loop enforces MaxMessageBytes itself, to choose the close code
+	c.ws = ws
+	c.touch()
+	close(c.ready)
 	log.Info("connected", "sourceIp", c.sourceIP)
 	if shuttingDown {
 		g.closeConn(c, closeGoingAway, "Going away")
@@ -218,7 +241,9 @@ func (g *Gateway) closeConn(c *connection, code websocket.StatusCode, reason str
 		c.closeCode, c.closeReason = code, reason
 		g.unregister(c)
 		go func() {
-			_ = c.ws.Close(code, reason)
+			if ws := c.socket(context.Background()); ws != nil {
+				_ = ws.Close(code, reason)
+			}
 			close(c.closed)
 		}()
 	})
@@ -239,8 +264,12 @@ func (g *Gateway) dropConn(c *connection, code websocket.StatusCode, reason stri
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		g.unregister(c)
-		_ = c.ws.CloseNow()
-		close(c.closed)
+		go func() {
+			if ws := c.socket(context.Background()); ws != nil {
+				_ = ws.CloseNow()
+			}
+			close(c.closed)
+		}()
 	})
 }
 

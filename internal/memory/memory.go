@@ -1,6 +1,6 @@
-// Package memory is an in-memory notify.ConnectionStore: the embedded
-// default of the local stack and of tests. It keeps everything in one
-// process and forgets it on exit.
+// Package memory is an in-memory notify.ConnectionStore and
+// notify.InboxStore: the embedded default of the local stack and of tests.
+// It keeps everything in one process and forgets it on exit.
 package memory
 
 import (
@@ -25,6 +25,7 @@ type Store struct {
 	byUser  map[string]map[string]struct{} // user id -> connection ids
 	byGroup map[string]map[string]struct{} // group name -> connection ids
 	now     func() time.Time               // wall clock, replaceable in tests
+	inbox   *inbox                         // the notify.InboxStore half (inbox.go)
 }
 
 var _ notify.ConnectionStore = (*Store)(nil)
@@ -36,6 +37,7 @@ func New() *Store {
 		byUser:  make(map[string]map[string]struct{}),
 		byGroup: make(map[string]map[string]struct{}),
 		now:     time.Now,
+		inbox:   newInbox(),
 	}
 }
 

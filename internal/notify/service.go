@@ -22,6 +22,13 @@ const (
 	DefaultGoneGrace = 10 * time.Second
 	// DefaultConcurrency bounds the sends in flight per publish.
 	DefaultConcurrency = 64
+	// DefaultRetention is how long notifications are kept (RETENTION_DAYS).
+	DefaultRetention = 30 * 24 * time.Hour
+	// IdempotencyWindow is how long an idempotencyKey is remembered.
+	IdempotencyWindow = 24 * time.Hour
+	// DefaultStoreTimeout bounds the inbox write of a publish: a slower
+	// write fails the publish and nothing is sent (CONTRACT.md §5).
+	DefaultStoreTimeout = 10 * time.Second
 )
 
 // Service is what the functions do: connect, disconnect, answer frames and
@@ -29,6 +36,11 @@ const (
 // publish).
 type Service struct {
 	Connections ConnectionStore
+	// Inbox keeps every published notification for Retention, so that
+	// nothing is lost while a socket is down (CONTRACT.md §5).
+	Inbox InboxStore
+	// Retention is DefaultRetention when zero.
+	Retention time.Duration
 	// Sender delivers published notifications.
 	Sender Sender
 	// Concurrency bounds the sends in flight per publish (DefaultConcurrency).
@@ -37,6 +49,8 @@ type Service struct {
 	ConnectionTTL time.Duration
 	// GoneGrace is DefaultGoneGrace when zero.
 	GoneGrace time.Duration
+	// StoreTimeout is DefaultStoreTimeout when zero.
+	StoreTimeout time.Duration
 	// Now is time.Now when nil.
 	Now func() time.Time
 }
@@ -87,9 +101,20 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 		answer = NewErrorFrame(err, frame.Ref)
 	case frame.Action == ActionPing:
 		answer = PongFrame{Type: "pong", Ref: frame.Ref}
-	default:
-		// sync and read arrive with the inbox.
-		answer = NewErrorFrame(Errorf(EUNKNOWNACTION, "action %q is not available yet", frame.Action), frame.Ref)
+	case frame.Action == ActionSync:
+		synced, err := s.sync(ctx, connectionID, frame.Sync, frame.Ref)
+		if err != nil {
+			answer = s.failedFrame(ctx, frame, err)
+		} else {
+			answer = synced
+		}
+	case frame.Action == ActionRead:
+		// The answer goes to every socket of the user, this one included.
+		if err := s.read(ctx, sender, connectionID, frame.Read, frame.Ref); err != nil {
+			answer = s.failedFrame(ctx, frame, err)
+		} else {
+			return nil
+		}
 	}
 	data, err := json.Marshal(answer)
 	if err != nil {
@@ -98,29 +123,94 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 	return sender.Send(ctx, connectionID, data)
 }
 
-// Publish validates nothing (DecodePublishRequest does): it sends the
-// notification to every connection the request targets, each once, with
-// bounded concurrency, and reports the counts. One failed connection never
-// stops the others; a 410 removes that connection unless it is younger than
-// GoneGrace.
+func (s *Service) failedFrame(ctx context.Context, frame ClientFrame, err error) ErrorFrame {
+	LoggerFrom(ctx).Error("frame failed", "action", frame.Action, "error", err.Error())
+	return NewErrorFrame(err, frame.Ref)
+}
+
+// Publish stores the notification in the inbox of every target, then sends
+// it to every connection the request targets, each once, with bounded
+// concurrency, and reports the counts. The request must come from
+// DecodePublishRequest. If storing fails, nothing is sent. One failed
+// connection never stops the others; a 410 removes that connection unless it
+// is younger than GoneGrace. A repeated idempotencyKey returns the first id
+// with Duplicate set and sends nothing.
 func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
+	// The id is minted immediately before the writes, so that ids and store
+	// order differ by as little as possible (sync's overlap covers the rest).
 	now := s.now()
+	id := NewID(now)
+	if req.IdempotencyKey != "" {
+		firstID, claimed, err := s.Inbox.ClaimIdempotencyKey(ctx, req.IdempotencyKey, id, now.Add(IdempotencyWindow))
+		if err != nil {
+			return PublishResult{}, Wrap(EINTERNAL, err, "checking the idempotency key failed")
+		}
+		if !claimed {
+			return PublishResult{ID: firstID, OfflineUsers: []string{}, Duplicate: true}, nil
+		}
+	}
 	n := &Notification{
-		ID: NewID(now), Type: req.Notification.Type, Title: req.Notification.Title,
+		ID: id, Type: req.Notification.Type, Title: req.Notification.Title,
 		Body: req.Notification.Body, Data: req.Notification.Data, CreatedAt: Timestamp{now},
 	}
-	frame, err := json.Marshal(NotificationFrame{Type: "notification", Notification: n})
+	payload, err := json.Marshal(n)
 	if err != nil {
 		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification")
 	}
+	if err := s.store(ctx, StoredNotification{ID: id, Payload: payload}, req, now); err != nil {
+		if req.IdempotencyKey != "" {
+			if rerr := s.Inbox.ReleaseIdempotencyKey(context.WithoutCancel(ctx), req.IdempotencyKey, id); rerr != nil {
+				LoggerFrom(ctx).Error("releasing the idempotency key failed", "error", rerr.Error())
+			}
+		}
+		return PublishResult{}, err
+	}
+	// The frame is marshalled once for every recipient.
+	frame := make([]byte, 0, len(payload)+40)
+	frame = append(frame, `{"type":"notification","notification":`...)
+	frame = append(append(frame, payload...), '}')
 	counts, err := s.deliver(ctx, req.Target(), frame)
 	if err != nil {
 		return PublishResult{}, err
 	}
 	return PublishResult{
-		ID: n.ID, Connections: counts.connections, Delivered: counts.delivered,
+		ID: id, Connections: counts.connections, Delivered: counts.delivered,
 		Gone: counts.gone, Failed: counts.failed, OfflineUsers: counts.offlineUsers,
 	}, nil
+}
+
+// store writes n into the stream of every target, within StoreTimeout.
+func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRequest, now time.Time) error {
+	streams := make([]string, 0, len(req.Users)+len(req.Groups)+1)
+	for _, u := range uniqueStrings(req.Users) {
+		streams = append(streams, UserStream(u))
+	}
+	for _, g := range uniqueStrings(req.Groups) {
+		streams = append(streams, GroupStream(g))
+	}
+	if req.Broadcast {
+		streams = append(streams, BroadcastStream)
+	}
+	timeout := s.StoreTimeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := s.Inbox.AppendNotification(ctx, n, streams, now.Add(s.retention())); err != nil {
+		if ctx.Err() != nil {
+			return Wrap(EINTERNAL, err, "storing the notification took longer than "+timeout.String()+"; nothing was sent")
+		}
+		return Wrap(EINTERNAL, err, "storing the notification failed; nothing was sent")
+	}
+	return nil
+}
+
+func (s *Service) retention() time.Duration {
+	if s.Retention > 0 {
+		return s.Retention
+	}
+	return DefaultRetention
 }
 
 type deliveryCounts struct {

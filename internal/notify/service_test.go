@@ -66,7 +66,7 @@ func newService(t *testing.T) (*notify.Service, *memory.Store, *recordingSender)
 	t.Helper()
 	store := memory.New()
 	sender := newRecordingSender()
-	return &notify.Service{Connections: store, Sender: sender}, store, sender
+	return &notify.Service{Connections: store, Inbox: store, Sender: sender}, store, sender
 }
 
 func connect(t *testing.T, s *notify.Service, id, user string, connectedAt time.Time, groups ...string) {
@@ -93,7 +93,7 @@ func TestPublishDeliversOnceAndCounts(t *testing.T) {
 	s, _, sender := newService(t)
 	old := time.Now().Add(-time.Minute)
 	connect(t, s, "c42a", "42", old, "team:plant-3")
-	connect(t, s, "c42b", "42", old)            // a second tab of user 42
+	connect(t, s, "c42b", "42", old)              // a second tab of user 42
 	connect(t, s, "c7", "7", old, "team:plant-3") // reached through the group only
 	connect(t, s, "c9", "9", old)                 // not targeted
 
@@ -209,7 +209,7 @@ func (failingStore) ForEachTarget(context.Context, notify.Target, func([]notify.
 }
 
 func TestPublishStoreFailureIsInternal(t *testing.T) {
-	s := &notify.Service{Connections: failingStore{memory.New()}, Sender: newRecordingSender()}
+	s := &notify.Service{Connections: failingStore{memory.New()}, Inbox: memory.New(), Sender: newRecordingSender()}
 	req, _ := notify.DecodePublishRequest([]byte(`{"broadcast":true,"notification":{"type":"t"}}`))
 	_, err := s.Publish(context.Background(), req)
 	if notify.ErrorCode(err) != notify.EINTERNAL {

@@ -35,7 +35,7 @@ import (
 const Region = "us-east-1"
 
 // installHint tells people how to get dynalite.
-const installHint = "dynalite is needed for this test: install Node.js (18 or later) and run " +
+const installHint = "dynalite is needed for this test: install Node.js (20 or later) and run " +
 	"`npm ci --prefix tools` in the repository root (`make test` does this)"
 
 var (

@@ -1,0 +1,268 @@
+package notify_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/workorders/notify/internal/memory"
+	"github.com/workorders/notify/internal/notify"
+)
+
+type syncedFrame struct {
+	Type          string                `json:"type"`
+	Notifications []notify.Notification `json:"notifications"`
+	Cursor        string                `json:"cursor"`
+	More          bool                  `json:"more"`
+	Gap           bool                  `json:"gap"`
+	Unread        int                   `json:"unread"`
+	Ref           string                `json:"ref"`
+}
+
+// ask sends one frame from connection id and returns the answer it got.
+func ask(t *testing.T, s *notify.Service, sender *recordingSender, id, body string) []byte {
+	t.Helper()
+	before := sender.count(id)
+	if err := s.HandleMessage(context.Background(), sender, id, []byte(body), false); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	sender.mu.Lock()
+	defer sender.mu.Unlock()
+	if len(sender.frames[id]) != before+1 {
+		t.Fatalf("%s: %d answers, want 1", body, len(sender.frames[id])-before)
+	}
+	return sender.frames[id][before]
+}
+
+func askSync(t *testing.T, s *notify.Service, sender *recordingSender, id, body string) syncedFrame {
+	t.Helper()
+	raw := ask(t, s, sender, id, body)
+	var f syncedFrame
+	if err := json.Unmarshal(raw, &f); err != nil || f.Type != "synced" {
+		t.Fatalf("%s → %s, want a synced frame", body, raw)
+	}
+	return f
+}
+
+func ids(ns []notify.Notification) string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.Title
+	}
+	return strings.Join(out, ",")
+}
+
+func TestSyncAfterOfflinePublishes(t *testing.T) {
+	s, _, sender := newService(t)
+	old := time.Now().Add(-time.Minute)
+	connect(t, s, "tab", "42", old, "team:plant-3")
+	connect(t, s, "other", "43", old, "team:plant-9")
+	first := publish(t, s, `{"users":["42"],"notification":{"type":"t","title":"n1"}}`)
+	publish(t, s, `{"users":["43"],"notification":{"type":"t","title":"not-mine"}}`)
+	publish(t, s, `{"groups":["team:plant-9"],"notification":{"type":"t","title":"other-group"}}`)
+	publish(t, s, `{"groups":["team:plant-3"],"notification":{"type":"t","title":"n2"}}`)
+	publish(t, s, `{"broadcast":true,"notification":{"type":"t","title":"n3"}}`)
+	publish(t, s, `{"users":["42"],"groups":["team:plant-3"],"notification":{"type":"t","title":"n4"}}`)
+
+	f := askSync(t, s, sender, "tab", `{"action":"sync","ref":"s1"}`)
+	if got := ids(f.Notifications); got != "n1,n2,n3,n4" {
+		t.Fatalf("plain sync = %s, want n1,n2,n3,n4 (own user, own group, broadcast; once each; oldest first)", got)
+	}
+	if f.Cursor != f.Notifications[3].ID || f.More || f.Gap || f.Unread != 4 || f.Ref != "s1" {
+		t.Errorf("frame = %+v", f)
+	}
+	f = askSync(t, s, sender, "tab", `{"action":"sync","limit":2}`)
+	if got := ids(f.Notifications); got != "n3,n4" {
+		t.Errorf("plain sync limit 2 = %s, want the newest two, oldest first", got)
+	}
+
+	// Resuming after n1 also returns what is up to 30 s older (n1 itself):
+	// the client deduplicates by id.
+	f = askSync(t, s, sender, "tab", `{"action":"sync","after":"`+first.ID+`","limit":2}`)
+	if got := ids(f.Notifications); got != "n1,n2" || !f.More || f.Cursor != f.Notifications[1].ID {
+		t.Fatalf("sync after = %s more=%v cursor=%s", got, f.More, f.Cursor)
+	}
+	f = askSync(t, s, sender, "tab", `{"action":"sync","cursor":"`+f.Cursor+`","limit":2}`)
+	if got := ids(f.Notifications); got != "n3,n4" {
+		t.Fatalf("cursor page = %s, want n3,n4 strictly after the cursor", got)
+	}
+	last := f.Cursor
+	f = askSync(t, s, sender, "tab", `{"action":"sync","cursor":"`+last+`"}`)
+	if len(f.Notifications) != 0 || f.More || f.Cursor != last {
+		t.Errorf("empty page = %+v, want no notifications, more false, the cursor echoed", f)
+	}
+	f = askSync(t, s, sender, "other", `{"action":"sync"}`)
+	if got := ids(f.Notifications); got != "not-mine,other-group,n3" {
+		t.Errorf("user 43 sees %s", got)
+	}
+}
+
+func TestSyncOverlapAndGap(t *testing.T) {
+	s, _, sender := newService(t)
+	s.Retention = time.Hour
+	connect(t, s, "tab", "42", time.Now().Add(-time.Minute))
+	clock := time.Now()
+	s.Now = func() time.Time { return clock }
+	early := publish(t, s, `{"users":["42"],"notification":{"type":"t","title":"early"}}`)
+	clock = clock.Add(20 * time.Second)
+	publish(t, s, `{"users":["42"],"notification":{"type":"t","title":"within-30s"}}`)
+	clock = clock.Add(20 * time.Second)
+	mid := publish(t, s, `{"users":["42"],"notification":{"type":"t","title":"mid"}}`)
+	clock = clock.Add(time.Second)
+	publish(t, s, `{"users":["42"],"notification":{"type":"t","title":"late"}}`)
+
+	f := askSync(t, s, sender, "tab", `{"action":"sync","after":"`+mid.ID+`"}`)
+	if got := ids(f.Notifications); got != "within-30s,mid,late" {
+		t.Errorf("sync after mid = %s, want the 30 s before it too, not %q", got, early.ID)
+	}
+	if f.Gap {
+		t.Error("gap set within retention")
+	}
+	past := ulid.MustNew(ulid.Timestamp(clock.Add(-2*time.Hour)), nil).String()
+	if f = askSync(t, s, sender, "tab", `{"action":"sync","after":"`+past+`"}`); !f.Gap {
+		t.Error("gap not set for an id older than retention")
+	}
+}
+
+func TestSyncFrameFitsAPIGatewayLimit(t *testing.T) {
+	s, _, sender := newService(t)
+	connect(t, s, "tab", "42", time.Now().Add(-time.Minute))
+	big := strings.Repeat("x", 40*1024)
+	var first string
+	for i := range 5 {
+		r := publish(t, s, `{"users":["42"],"notification":{"type":"t","title":"b`+string(rune('0'+i))+`","data":{"pad":"`+big+`"}}}`)
+		if i == 0 {
+			first = r.ID
+		}
+	}
+	raw := ask(t, s, sender, "tab", `{"action":"sync","cursor":"`+notify.NewID(time.Now().Add(-time.Hour))+`"}`)
+	if len(raw) > notify.MaxFrameBytes {
+		t.Fatalf("synced frame of %d bytes exceeds 128 KiB", len(raw))
+	}
+	var f syncedFrame
+	_ = json.Unmarshal(raw, &f)
+	if got := ids(f.Notifications); got != "b0,b1,b2" || !f.More {
+		t.Errorf("resuming page = %s more=%v, want b0,b1,b2 and more", got, f.More)
+	}
+	raw = ask(t, s, sender, "tab", `{"action":"sync"}`)
+	_ = json.Unmarshal(raw, &f)
+	if got := ids(f.Notifications); len(raw) > notify.MaxFrameBytes || got != "b2,b3,b4" {
+		t.Errorf("plain sync = %s (%d bytes), want the newest that fit: b2,b3,b4", got, len(raw))
+	}
+	_ = first
+}
+
+func TestReadUpdatesEveryTab(t *testing.T) {
+	s, _, sender := newService(t)
+	old := time.Now().Add(-time.Minute)
+	connect(t, s, "tab1", "42", old)
+	connect(t, s, "tab2", "42", old)
+	connect(t, s, "b", "43", old)
+	a := publish(t, s, `{"users":["42"],"notification":{"type":"t"}}`)
+	publish(t, s, `{"users":["42"],"notification":{"type":"t"}}`)
+	notMine := publish(t, s, `{"users":["43"],"notification":{"type":"t"}}`)
+
+	raw := ask(t, s, sender, "tab1", `{"action":"read","ids":["`+a.ID+`","`+notMine.ID+`"],"ref":"r9"}`)
+	want := `{"type":"read","ids":["` + a.ID + `"],"unread":1,"ref":"r9"}`
+	if string(raw) != want {
+		t.Errorf("own answer = %s, want %s (invisible ids ignored, not echoed)", raw, want)
+	}
+	sender.mu.Lock()
+	other := string(sender.frames["tab2"][len(sender.frames["tab2"])-1])
+	sender.mu.Unlock()
+	if other != `{"type":"read","ids":["`+a.ID+`"],"unread":1}` {
+		t.Errorf("other tab got %s", other)
+	}
+	if f := askSync(t, s, sender, "b", `{"action":"sync"}`); f.Unread != 1 {
+		t.Errorf("user 43's unread = %d: reading is per user", f.Unread)
+	}
+	if raw = ask(t, s, sender, "tab2", `{"action":"read","all":true}`); string(raw) != `{"type":"read","ids":[],"unread":0}` {
+		t.Errorf("read all = %s", raw)
+	}
+}
+
+func TestIdempotentPublish(t *testing.T) {
+	s, _, sender := newService(t)
+	connect(t, s, "tab", "42", time.Now().Add(-time.Minute))
+	body := `{"users":["42"],"idempotencyKey":"wo-1042-assigned-v1","notification":{"type":"t"}}`
+	var wg sync.WaitGroup
+	results := make([]notify.PublishResult, 50)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = publish(t, s, body)
+		}()
+	}
+	wg.Wait()
+	firsts := 0
+	for _, r := range results {
+		if r.ID != results[0].ID {
+			t.Fatalf("ids differ: %s vs %s", r.ID, results[0].ID)
+		}
+		if !r.Duplicate {
+			firsts++
+			continue
+		}
+		if r.Connections != 0 || r.Delivered != 0 || r.OfflineUsers == nil || len(r.OfflineUsers) != 0 {
+			t.Errorf("duplicate result = %+v, want zero counts and offlineUsers []", r)
+		}
+	}
+	if firsts != 1 || sender.count("tab") != 1 {
+		t.Errorf("%d first calls and %d frames sent, want exactly 1 each", firsts, sender.count("tab"))
+	}
+}
+
+// slowInbox holds AppendNotification back, or fails it.
+type slowInbox struct {
+	*memory.Store
+	hold time.Duration
+	fail bool
+}
+
+func (s slowInbox) AppendNotification(ctx context.Context, n notify.StoredNotification, streams []string, exp time.Time) error {
+	if s.fail {
+		return context.DeadlineExceeded
+	}
+	select {
+	case <-time.After(s.hold):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.AppendNotification(ctx, n, streams, exp)
+}
+
+func TestPublishStoresBeforeSending(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		inbox slowInbox
+	}{
+		{"store fails", slowInbox{fail: true}},
+		{"store slower than the timeout", slowInbox{hold: time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, store, sender := newService(t)
+			tc.inbox.Store = store
+			s.Inbox = tc.inbox
+			s.StoreTimeout = 50 * time.Millisecond
+			connect(t, s, "tab", "42", time.Now().Add(-time.Minute))
+			req, _ := notify.DecodePublishRequest([]byte(`{"users":["42"],"idempotencyKey":"k","notification":{"type":"t"}}`))
+			if _, err := s.Publish(context.Background(), req); notify.ErrorCode(err) != notify.EINTERNAL {
+				t.Fatalf("err = %v, want EINTERNAL", err)
+			}
+			if sender.count("tab") != 0 {
+				t.Fatal("sent although storing failed")
+			}
+			// The key was released: a retry is a first call.
+			s.Inbox = store
+			if r := publish(t, s, `{"users":["42"],"idempotencyKey":"k","notification":{"type":"t"}}`); r.Duplicate || r.Delivered != 1 {
+				t.Errorf("retry after a failed store = %+v", r)
+			}
+		})
+	}
+}

@@ -1,0 +1,191 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// SyncOverlap is how far before `after` a resuming sync starts: publishes on
+// different machines store out of id order by up to a few seconds, and the
+// overlap is what keeps "nothing lost" true (CONTRACT.md §5).
+const SyncOverlap = 30 * time.Second
+
+// MaxUnread is where unread counting stops: 100 means "100 or more".
+const MaxUnread = 100
+
+// SyncedFrame answers `sync`.
+type SyncedFrame struct {
+	Type          string            `json:"type"`
+	Notifications []json.RawMessage `json:"notifications"`
+	Cursor        string            `json:"cursor"`
+	More          bool              `json:"more"`
+	Gap           bool              `json:"gap"`
+	Unread        int               `json:"unread"`
+	Ref           string            `json:"ref,omitempty"`
+}
+
+// ReadFrame answers `read`, on every socket of the user.
+type ReadFrame struct {
+	Type   string   `json:"type"`
+	IDs    []string `json:"ids"`
+	Unread int      `json:"unread"`
+	Ref    string   `json:"ref,omitempty"`
+}
+
+// viewer is who is asking: a connection's user and the streams it may see.
+type viewer struct {
+	userID  string
+	streams []string
+}
+
+func (s *Service) viewerOf(ctx context.Context, connectionID string) (viewer, error) {
+	c, err := s.Connections.GetConnection(ctx, connectionID)
+	if err != nil {
+		return viewer{}, Wrap(EINTERNAL, err, "this connection is not registered")
+	}
+	streams := make([]string, 0, len(c.Groups)+2)
+	streams = append(streams, UserStream(c.UserID))
+	for _, g := range c.Groups {
+		streams = append(streams, GroupStream(g))
+	}
+	return viewer{userID: c.UserID, streams: append(streams, BroadcastStream)}, nil
+}
+
+func (s *Service) sync(ctx context.Context, connectionID string, req SyncRequest, ref string) (*SyncedFrame, error) {
+	v, err := s.viewerOf(ctx, connectionID)
+	if err != nil {
+		return nil, err
+	}
+	frame := &SyncedFrame{Type: "synced", Ref: ref}
+	var page []StoredNotification
+	switch {
+	case req.Cursor != "":
+		frame.Cursor = req.Cursor
+		page, frame.More, err = s.Inbox.ListAfter(ctx, v.streams, req.Cursor, req.Limit)
+	case req.After != "":
+		frame.Cursor = req.After
+		after := ulid.MustParseStrict(req.After).Timestamp()
+		frame.Gap = after.Before(s.now().Add(-s.retention()))
+		page, frame.More, err = s.Inbox.ListAfter(ctx, v.streams, lowestIDAt(after.Add(-SyncOverlap)), req.Limit)
+	default:
+		page, err = s.Inbox.ListLatest(ctx, v.streams, req.Limit)
+	}
+	if err != nil {
+		return nil, Wrap(EINTERNAL, err, "reading the inbox failed")
+	}
+	if frame.Unread, err = s.Inbox.CountUnread(ctx, v.userID, v.streams, MaxUnread); err != nil {
+		return nil, Wrap(EINTERNAL, err, "counting unread notifications failed")
+	}
+	fitFrame(frame, page, req.After == "" && req.Cursor == "")
+	return frame, nil
+}
+
+// fitFrame puts page into frame, dropping what would make the frame exceed
+// MaxFrameBytes: the newest when resuming (more then says they follow), the
+// oldest for a plain sync, which keeps the newest that fit.
+func fitFrame(frame *SyncedFrame, page []StoredNotification, keepNewest bool) {
+	const envelope = 256 // the frame's other fields, generously
+	size := envelope
+	from, to := 0, len(page)
+	if keepNewest {
+		for from = len(page); from > 0 && size+len(page[from-1].Payload)+1 <= MaxFrameBytes; from-- {
+			size += len(page[from-1].Payload) + 1
+		}
+	} else {
+		for to = 0; to < len(page) && size+len(page[to].Payload)+1 <= MaxFrameBytes; to++ {
+			size += len(page[to].Payload) + 1
+		}
+		if to < len(page) {
+			frame.More = true
+		}
+	}
+	frame.Notifications = make([]json.RawMessage, 0, to-from)
+	for _, n := range page[from:to] {
+		frame.Notifications = append(frame.Notifications, n.Payload)
+	}
+	if to > from {
+		frame.Cursor = page[to-1].ID
+	}
+}
+
+func (s *Service) read(ctx context.Context, sender Sender, connectionID string, req ReadRequest, ref string) error {
+	v, err := s.viewerOf(ctx, connectionID)
+	if err != nil {
+		return err
+	}
+	ids := []string{}
+	if req.All {
+		err = s.Inbox.MarkAllRead(ctx, v.userID, highestIDAt(s.now()))
+	} else if ids, err = s.Inbox.VisibleIDs(ctx, v.streams, req.IDs); err == nil && len(ids) > 0 {
+		err = s.Inbox.MarkRead(ctx, v.userID, ids, s.now().Add(s.retention()))
+	}
+	if err != nil {
+		return Wrap(EINTERNAL, err, "storing the read state failed")
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	unread, err := s.Inbox.CountUnread(ctx, v.userID, v.streams, MaxUnread)
+	if err != nil {
+		return Wrap(EINTERNAL, err, "counting unread notifications failed")
+	}
+	// Every tab of the user updates its badge; only the asking socket gets
+	// the ref back.
+	others, err := json.Marshal(ReadFrame{Type: "read", IDs: ids, Unread: unread})
+	if err != nil {
+		return Wrap(EINTERNAL, err, "marshal read frame")
+	}
+	own, err := json.Marshal(ReadFrame{Type: "read", IDs: ids, Unread: unread, Ref: ref})
+	if err != nil {
+		return Wrap(EINTERNAL, err, "marshal read frame")
+	}
+	ownSent := false
+	send := func(id string, data []byte) {
+		if err := sender.Send(ctx, id, data); err != nil && ErrorCode(err) != EGONE {
+			LoggerFrom(ctx).Warn("read answer not delivered", "to", id, "error", err.Error())
+		}
+	}
+	walkErr := s.Connections.ForEachTarget(ctx, Target{Users: []string{v.userID}}, func(page []Connection) error {
+		for _, c := range page {
+			if c.ID == connectionID {
+				send(c.ID, own)
+				ownSent = true
+			} else {
+				send(c.ID, others)
+			}
+		}
+		return nil
+	})
+	if walkErr != nil {
+		LoggerFrom(ctx).Warn("finding the user's other sockets failed", "error", walkErr.Error())
+	}
+	if !ownSent {
+		send(connectionID, own)
+	}
+	return nil
+}
+
+// lowestIDAt is the smallest id of time t: every id minted at t or later
+// sorts after it.
+func lowestIDAt(t time.Time) string {
+	if t.Before(time.UnixMilli(0)) {
+		t = time.UnixMilli(0)
+	}
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(t))
+	return id.String()
+}
+
+// highestIDAt is the largest id of time t: every id minted at t or earlier
+// sorts before or at it.
+func highestIDAt(t time.Time) string {
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(t))
+	for i := 6; i < len(id); i++ {
+		id[i] = 0xFF
+	}
+	return id.String()
+}

@@ -1,0 +1,65 @@
+package samtemplate_test
+
+import (
+	"fmt"
+	"log"
+	"sort"
+
+	"github.com/workorders/notify/internal/samtemplate"
+)
+
+// The local stack runs what template.yaml deploys: which function serves a
+// route, and each function's environment with local values.
+func ExampleLoad() {
+	tm, err := samtemplate.Load("../../template.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("selection:", tm.RouteSelectionExpression)
+	var keys []string
+	for k := range tm.Routes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Println(k, "→", tm.Routes[k])
+	}
+	fmt.Println(tm.Functions["PublishFunction"].Environment["MANAGEMENT_API_ENDPOINT"])
+	// Output:
+	// selection: $request.body.action
+	// $connect → ConnectFunction
+	// $default → DefaultFunction
+	// $disconnect → DisconnectFunction
+	// !Sub "https://${WebSocketApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}"
+}
+
+func ExampleTemplate_ResolveEnv() {
+	tm, err := samtemplate.Load("../../template.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	env, err := tm.ResolveEnv("PublishFunction",
+		map[string]string{"AllowedOrigins": "*", "StageName": "local"},
+		map[string]string{
+			"ConnectionsTable":   "notify-connections",
+			"NotificationsTable": "notify-notifications",
+			"WebSocketApi":       "local",
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var keys []string
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("%s=%s\n", k, env[k])
+	}
+	// Output:
+	// CONNECTIONS_TABLE=notify-connections
+	// MANAGEMENT_API_ENDPOINT=https://local.execute-api.us-east-1.amazonaws.com/local
+	// NOTIFICATIONS_TABLE=notify-notifications
+	// PUBLISH_CONCURRENCY=64
+	// RETENTION_DAYS=30
+}

@@ -1,0 +1,120 @@
+package samtemplate
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/awslabs/goformation/v7/cloudformation/serverless"
+)
+
+// repoRoot walks up from the test's folder to the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's folder")
+		}
+		dir = parent
+	}
+}
+
+var (
+	realOnce sync.Once
+	realTmpl *Template
+	realErr  error
+)
+
+// realTemplate loads the repository's template.yaml once.
+func realTemplate(t testing.TB) *Template {
+	t.Helper()
+	root := repoRoot(t)
+	realOnce.Do(func() { realTmpl, realErr = Load(filepath.Join(root, "template.yaml")) })
+	if realErr != nil {
+		t.Fatal(realErr)
+	}
+	return realTmpl
+}
+
+// functionPolicies returns the inline policy documents of fn.
+func (t *Template) functionPolicies(fn string) []serverless.Function_IAMPolicyDocument {
+	f, ok := t.cfn.GetAllServerlessFunctionResources()[fn]
+	if !ok || f.Policies == nil {
+		return nil
+	}
+	if f.Policies.IAMPolicyDocumentArray != nil {
+		return *f.Policies.IAMPolicyDocumentArray
+	}
+	if f.Policies.IAMPolicyDocument != nil {
+		return []serverless.Function_IAMPolicyDocument{*f.Policies.IAMPolicyDocument}
+	}
+	return nil
+}
+
+// statement is one decoded IAM policy statement.
+type statement struct {
+	Effect    string
+	Actions   []string
+	Resources []Value
+}
+
+func (t *Template) statements(tb testing.TB, fn string) []statement {
+	tb.Helper()
+	var out []statement
+	for _, doc := range t.functionPolicies(fn) {
+		for _, raw := range doc.Statement {
+			m, ok := raw.(map[string]any)
+			if !ok {
+				tb.Fatalf("%s: statement %v is not an object", fn, raw)
+			}
+			st := statement{}
+			st.Effect, _ = m["Effect"].(string)
+			for _, a := range list(m["Action"]) {
+				s, ok := a.(string)
+				if !ok {
+					tb.Fatalf("%s: action %v is not a string", fn, a)
+				}
+				st.Actions = append(st.Actions, s)
+			}
+			for _, r := range list(m["Resource"]) {
+				v, err := decodeAny(r)
+				if err != nil {
+					tb.Fatalf("%s: resource %v: %v", fn, r, err)
+				}
+				st.Resources = append(st.Resources, v)
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+func list(x any) []any {
+	switch x := x.(type) {
+	case nil:
+		return nil
+	case []any:
+		return x
+	default:
+		return []any{x}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
