@@ -61,8 +61,10 @@ vet:
 	$(GO) vet ./...
 
 # The local stack: API Gateway + Lambda from template.yaml (CONTRACT §7).
+# Built, then run: `go run` would turn Ctrl-C's clean exit 0 into exit 1.
 run:
-	$(GO) run ./cmd/notify local
+	$(GO) build -o bin/notify ./cmd/notify
+	./bin/notify local
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,45 @@
+// Package localstack runs the whole system on one loopback address for
+// development: API Gateway (WebSocket and Management APIs) and Lambda
+// (Invoke API) from internal/localgw, driving the four functions built
+// in-process by app.NewHandler — the same wiring functions/*/main.go use —
+// from what template.yaml declares. It is what `notify local` (and
+// `make run`) starts; the CLI only parses flags and calls Start.
+//
+// # From template.yaml
+//
+// The route selection expression, the routes and their integrations, each
+// function's environment and timeout, and the tables' schemas all come from
+// the template, so what runs locally is what deploys. Template values are
+// resolved with local values:
+//
+//   - a parameter takes, in order: Options.Parameters; the environment
+//     variable it feeds (JwtSecret → JWT_SECRET, found by looking at which
+//     function variable is !Ref of the parameter); a development default
+//     (JWT_SECRET=local-dev-secret, ALLOWED_ORIGINS=*, the stage name
+//     "local"); the template's Default. The development defaults exist here
+//     only: template.yaml has none, so a deploy must be given real values.
+//   - a table takes the environment variable that refers to it
+//     (CONNECTIONS_TABLE, NOTIFICATIONS_TABLE), else the template's
+//     TableName, else its logical ID.
+//   - any other variable a function declares can be overridden by the
+//     environment variable of the same name.
+//   - MANAGEMENT_API_ENDPOINT is always http://ADDR, the stack's real
+//     listen address, known only once the listener is open: the functions
+//     are built right after it opens, and an invocation that arrives in
+//     between waits for them.
+//
+// # Storage
+//
+// In memory by default: one memory.Store is every function's connection
+// store and inbox. When Options.DynamoDBEndpoint or AWS_ENDPOINT_URL_DYNAMODB
+// is set, the functions use DynamoDB there (through app's own wiring, from
+// the table variables), and the stack first creates the template's tables
+// that are missing.
+//
+// # Credentials
+//
+// Nothing here looks for AWS credentials: every SDK client gets static
+// credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the
+// environment when both are set, dummies otherwise) and a region
+// (AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
+package localstack
