@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/localgw"
 	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/web"
 )
 
 // shutdownTimeout bounds the clean close of every socket on Ctrl-C.
@@ -65,17 +67,30 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		noNetworkCredentials()
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 
+		// The demo page (web/) and its development tokens, minted by the
+		// stack once it runs.
+		var running atomic.Pointer[localstack.Stack]
+		opts.Static = web.Handler(func(sub string, groups []string) (string, error) {
+			s := running.Load()
+			if s == nil {
+				return "", fmt.Errorf("the local stack is still starting: %w", web.ErrNotReady)
+			}
+			return s.DevToken(sub, groups, tokenTTL)
+		})
+
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		stack, err := localstack.Start(ctx, opts)
 		if err != nil {
 			return err
 		}
+		running.Store(stack)
 
 		fmt.Fprintln(stdout, stack.URL())
 		fmt.Fprintf(stdout, "Invoke endpoint:     %s   (aws lambda invoke --endpoint-url %s --function-name %s ...)\n",
 			stack.InvokeEndpoint(), stack.InvokeEndpoint(), app.PublishFunction)
 		fmt.Fprintf(stdout, "Management endpoint: %s/@connections/{connectionId}\n", stack.ManagementEndpoint())
+		fmt.Fprintf(stdout, "Demo page:           http://%s/   (a notification center on notify.js)\n", stack.Addr())
 		fmt.Fprintf(stdout, "Template:            %s\n", stack.TemplatePath())
 		fmt.Fprintf(stdout, "Storage:             %s\n", stack.Storage())
 		if token, err := stack.DevToken("demo", nil, tokenTTL); err != nil {

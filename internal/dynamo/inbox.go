@@ -9,7 +9,7 @@ package dynamo
 //
 //	pk=s#{stream}   sk={id}        payload (S, the notification JSON), expiresAt
 //	pk=n#{id}       sk=n           streams (L of S), expiresAt
-//	pk=idem#{key}   sk=idem        id, expiresAt
+//	pk=idem#{key}   sk=idem        id, committed (BOOL, once stored), expiresAt (a short lease until committed)
 //	pk=r#{userId}   sk=all         upTo (the "read everything up to" watermark; never expires)
 //	pk=r#{userId}   sk=id#{id}     expiresAt (one individual read mark)
 //
@@ -45,6 +45,8 @@ const (
 	AttrStreams = "streams"
 	AttrID      = "id"
 	AttrUpTo    = "upTo"
+	// AttrCommitted marks an idempotency claim whose notification is stored.
+	AttrCommitted = "committed"
 )
 
 // Sort keys and key prefixes of the notifications table.
@@ -134,10 +136,10 @@ func (i *Inbox) expired(item map[string]types.AttributeValue) bool {
 
 // ClaimIdempotencyKey claims key for id with a conditional PutItem that
 // succeeds only when no unexpired claim exists. When another claim holds the
-// key, it reads that claim (consistently) and returns its id.
-func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt time.Time) (string, bool, error) {
+// key, it reads that claim (consistently) and returns it.
+func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
 	if k == "" || id == "" {
-		return "", false, notify.Errorf(notify.EINVALID, "idempotency key and id are required")
+		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and id are required")
 	}
 	for attempt := 1; ; attempt++ {
 		item := itemKey(idemPK(k), idemSK)
@@ -152,10 +154,10 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt
 			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(i.now().Unix())},
 		})
 		if err == nil {
-			return id, true, nil
+			return notify.IdempotencyClaim{ID: id, Claimed: true}, nil
 		}
 		if !isConditionFailed(err) {
-			return "", false, internal(err, "claiming idempotency key")
+			return notify.IdempotencyClaim{}, internal(err, "claiming idempotency key")
 		}
 		out, err := i.db.GetItem(ctx, &dynamodb.GetItemInput{
 			TableName:      &i.table,
@@ -163,16 +165,36 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt
 			ConsistentRead: aws.Bool(true),
 		})
 		if err != nil {
-			return "", false, internal(err, "reading idempotency key")
+			return notify.IdempotencyClaim{}, internal(err, "reading idempotency key")
 		}
 		if len(out.Item) > 0 && !i.expired(out.Item) {
-			return str(out.Item, AttrID), false, nil
+			committed, _ := out.Item[AttrCommitted].(*types.AttributeValueMemberBOOL)
+			return notify.IdempotencyClaim{ID: str(out.Item, AttrID), Committed: committed != nil && committed.Value}, nil
 		}
 		// The holder was released or expired between our two calls.
 		if attempt >= maxClaimAttempts {
-			return "", false, notify.Errorf(notify.EINTERNAL, "idempotency key %q: claim kept changing", k)
+			return notify.IdempotencyClaim{}, notify.Errorf(notify.EINTERNAL, "idempotency key %q: claim kept changing", k)
 		}
 	}
+}
+
+// CommitIdempotencyKey sets committed and the new expiry on the claim of key
+// with an UpdateItem conditional on id still holding it.
+func (i *Inbox) CommitIdempotencyKey(ctx context.Context, k, id string, expiresAt time.Time) error {
+	_, err := i.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &i.table,
+		Key:                      itemKey(idemPK(k), idemSK),
+		UpdateExpression:         aws.String("SET #c = :true, #e = :e"),
+		ConditionExpression:      aws.String("#id = :id"),
+		ExpressionAttributeNames: map[string]string{"#c": AttrCommitted, "#e": AttrExpiresAt, "#id": AttrID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":true": &types.AttributeValueMemberBOOL{Value: true}, ":e": n(expiresAt.Unix()), ":id": sv(id),
+		},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return internal(err, "committing idempotency key")
+	}
+	return nil
 }
 
 // ReleaseIdempotencyKey deletes the claim of key if id still holds it.

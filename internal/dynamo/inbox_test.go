@@ -171,8 +171,8 @@ func TestInboxItemLayout(t *testing.T) {
 	}
 
 	f.inbox.now = func() time.Time { return time.Unix(1764064800, 0) }
-	if first, claimed, err := f.inbox.ClaimIdempotencyKey(ctx, "wo-1042-assigned-v1", id, time.Unix(1764151200, 5)); err != nil || !claimed || first != id {
-		t.Fatalf("ClaimIdempotencyKey = %s, %v, %v", first, claimed, err)
+	if c, err := f.inbox.ClaimIdempotencyKey(ctx, "wo-1042-assigned-v1", id, time.Unix(1764151200, 5)); err != nil || !c.Claimed || c.ID != id {
+		t.Fatalf("ClaimIdempotencyKey = %+v, %v", c, err)
 	}
 	if err := f.inbox.MarkRead(ctx, "42", []string{id, id}, time.Unix(1764072001, 0)); err != nil {
 		t.Fatalf("MarkRead: %v", err)
@@ -396,7 +396,9 @@ func TestInboxConcurrentClaimsOneWinner(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			r := &results[i]
-			r.first, r.claimed, r.err = f.inbox.ClaimIdempotencyKey(t.Context(), "race", r.id, time.Now().Add(24*time.Hour))
+			var c notify.IdempotencyClaim
+			c, r.err = f.inbox.ClaimIdempotencyKey(t.Context(), "race", r.id, time.Now().Add(24*time.Hour))
+			r.first, r.claimed = c.ID, c.Claimed
 		})
 	}
 	close(start)
@@ -625,7 +627,7 @@ func TestInboxErrorsAreInternal(t *testing.T) {
 	}
 	id := notify.NewID(time.Now())
 	streams := []string{"user:42"}
-	_, _, err := in.ClaimIdempotencyKey(ctx, "k", id, time.Now().Add(time.Hour))
+	_, err := in.ClaimIdempotencyKey(ctx, "k", id, time.Now().Add(time.Hour))
 	check("ClaimIdempotencyKey", err)
 	check("ReleaseIdempotencyKey", in.ReleaseIdempotencyKey(ctx, "k", id))
 	check("AppendNotification", in.AppendNotification(ctx, notify.StoredNotification{ID: id, Payload: []byte(`{}`)}, streams, time.Now().Add(time.Hour)))
@@ -833,13 +835,14 @@ func TestInboxClaimRetriesWhenHolderVanishes(t *testing.T) {
 		getItem: func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) { return &dynamodb.GetItemOutput{}, nil },
 	}}
 	in, _ := newFakeInbox(f, time.Microsecond)
-	first, claimed, err := in.ClaimIdempotencyKey(t.Context(), "k", "mine", time.Now().Add(time.Hour))
+	c, err := in.ClaimIdempotencyKey(t.Context(), "k", "mine", time.Now().Add(time.Hour))
+	first, claimed := c.ID, c.Claimed
 	if err != nil || !claimed || first != "mine" || puts != 3 {
 		t.Errorf("ClaimIdempotencyKey = %s, %v, %v after %d puts", first, claimed, err, puts)
 	}
 
 	puts = -1000 // never succeeds
-	_, _, err = in.ClaimIdempotencyKey(t.Context(), "k", "mine", time.Now().Add(time.Hour))
+	_, err = in.ClaimIdempotencyKey(t.Context(), "k", "mine", time.Now().Add(time.Hour))
 	if notify.ErrorCode(err) != notify.EINTERNAL {
 		t.Errorf("endless contention: %v, want EINTERNAL", err)
 	}

@@ -36,6 +36,11 @@
 // the table variables), and the stack first creates the template's tables
 // that are missing.
 //
+// Options.WrapInbox is a test hook: it wraps the inbox of DefaultFunction and
+// PublishFunction (on DynamoDB the stack then builds that inbox itself, with
+// dynamo.NewInbox on NOTIFICATIONS_TABLE), so that tests can hold back or
+// observe store calls.
+//
 // # Credentials
 //
 // Nothing here looks for AWS credentials: every SDK client gets static

@@ -19,8 +19,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/workorders/notify/internal/app"
+	"github.com/workorders/notify/internal/dynamo"
 	"github.com/workorders/notify/internal/localgw"
 	"github.com/workorders/notify/internal/memory"
+	"github.com/workorders/notify/internal/notify"
 	"github.com/workorders/notify/internal/samtemplate"
 )
 
@@ -75,6 +77,13 @@ type Options struct {
 	// Logger receives the gateway's and the functions' logs. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// WrapInbox is a test hook: when set, each function whose environment
+	// names NOTIFICATIONS_TABLE (DefaultFunction, PublishFunction) gets
+	// WrapInbox(inbox) instead of the inbox it would otherwise use — the
+	// memory store, or on DynamoDB a dynamo.NewInbox on that table, built
+	// here rather than by app. It lets tests delay or observe the inbox's
+	// calls (a held-back store write, say). Nil changes nothing.
+	WrapInbox func(notify.InboxStore) notify.InboxStore
 }
 
 // Stack is a running local stack. Create it with Start; stop it with
@@ -132,11 +141,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 
 	deps := app.Deps{AWSConfig: &awsCfg, Logger: log}
+	var client *dynamodb.Client
 	if s.dynamo == "" {
 		store := memory.New()
 		deps.Connections, deps.Inbox = store, store
 	} else {
-		if err := createTables(ctx, dynamodb.NewFromConfig(awsCfg), tmpl, s.tables); err != nil {
+		client = dynamodb.NewFromConfig(awsCfg)
+		if err := createTables(ctx, client, tmpl, s.tables); err != nil {
 			return nil, fmt.Errorf("DynamoDB at %s: %w", s.dynamo, err)
 		}
 	}
@@ -179,7 +190,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	for _, name := range slices.Sorted(maps.Keys(pending)) {
 		fnEnv := s.env[name]
 		fnEnv[app.EnvManagementEndpoint] = endpoint
-		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), deps)
+		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), wrapInbox(deps, fnEnv, client, opts.WrapInbox))
 		if err != nil && buildErr == nil {
 			buildErr = fmt.Errorf("%s: %w", name, err)
 		}
@@ -243,6 +254,23 @@ func (s *Stack) DevToken(sub string, groups []string, ttl time.Duration) (string
 		Secret: env[app.EnvJWTSecret], Subject: sub, Groups: groups, TTL: ttl,
 		GroupsClaim: env[app.EnvJWTGroupsClaim], Issuer: env[app.EnvJWTIssuer], Audience: env[app.EnvJWTAudience],
 	})
+}
+
+// wrapInbox applies Options.WrapInbox to the inbox of a function whose
+// environment names the notifications table; client is the DynamoDB client
+// (nil in memory). Other functions, and every function without the hook,
+// get deps unchanged.
+func wrapInbox(deps app.Deps, fnEnv map[string]string, client *dynamodb.Client, wrap func(notify.InboxStore) notify.InboxStore) app.Deps {
+	table := strings.TrimSpace(fnEnv[app.EnvNotificationsTable])
+	if wrap == nil || table == "" {
+		return deps
+	}
+	inbox := deps.Inbox
+	if inbox == nil {
+		inbox = dynamo.NewInbox(client, table)
+	}
+	deps.Inbox = wrap(inbox)
+	return deps
 }
 
 // deferredHandler stands in for a function until it is built: invocations

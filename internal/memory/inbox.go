@@ -50,6 +50,7 @@ type entry struct {
 type claim struct {
 	id        string
 	expiresAt time.Time
+	committed bool
 }
 
 func newInbox() *inbox {
@@ -70,27 +71,42 @@ func past(expiresAt, now time.Time) bool {
 
 // ClaimIdempotencyKey records that key belongs to the publish id until
 // expiresAt, unless an unexpired claim holds it: then it returns that
-// claim's id and claimed=false. A claim already expired when made is still
+// claim with Claimed false. A claim already expired when made is still
 // recorded (and loses to the next claim).
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (string, bool, error) {
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
 	if err := ctx.Err(); err != nil {
-		return "", false, err
+		return notify.IdempotencyClaim{}, err
 	}
 	if key == "" || id == "" {
-		return "", false, notify.Errorf(notify.EINVALID, "idempotency key and id must not be empty")
+		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and id must not be empty")
 	}
 	now := s.now()
 	in := s.inbox
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c, ok := in.claims[key]; ok && !past(c.expiresAt, now) {
-		return c.id, false, nil
+		return notify.IdempotencyClaim{ID: c.id, Committed: c.committed}, nil
 	}
 	in.claims[key] = claim{id: id, expiresAt: expiresAt}
 	if len(in.claims) >= in.sweepAt {
 		in.sweepClaims(now)
 	}
-	return id, true, nil
+	return notify.IdempotencyClaim{ID: id, Claimed: true}, nil
+}
+
+// CommitIdempotencyKey marks the claim of key committed and extends it to
+// expiresAt, if id holds it.
+func (s *Store) CommitIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	in := s.inbox
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.claims[key]; ok && c.id == id {
+		in.claims[key] = claim{id: id, expiresAt: expiresAt, committed: true}
+	}
+	return nil
 }
 
 // sweepClaims forgets expired claims, and sets the next sweep for when the

@@ -25,6 +25,18 @@ type StoredNotification struct {
 	Payload json.RawMessage
 }
 
+// IdempotencyClaim says who holds an idempotency key.
+type IdempotencyClaim struct {
+	// ID is the id of the publish that holds the key.
+	ID string
+	// Claimed is true when this call took the key.
+	Claimed bool
+	// Committed is true once the holder has stored its notification; until
+	// then a repeated publish must wait rather than report a notification
+	// that may never exist.
+	Committed bool
+}
+
 // InboxStore keeps published notifications for RETENTION_DAYS so that a user
 // whose socket was down gets them on sync, the read state of each user, and
 // the idempotency keys of publishes. Implementations: internal/dynamo and
@@ -33,10 +45,16 @@ type StoredNotification struct {
 // removed them yet.
 type InboxStore interface {
 	// ClaimIdempotencyKey records that key belongs to the publish with id
-	// until expiresAt. If the key is already claimed by an unexpired claim, it
-	// returns that claim's id and claimed=false. Of concurrent claims of one
-	// key exactly one wins.
-	ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (firstID string, claimed bool, err error)
+	// until expiresAt (a short lease: the claim is pending until committed).
+	// If the key is already held by an unexpired claim, it returns that
+	// claim, with Claimed false. Of concurrent claims of one key exactly one
+	// wins.
+	ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (IdempotencyClaim, error)
+
+	// CommitIdempotencyKey marks the claim of key as committed (its
+	// notification is stored) and extends it to expiresAt, if id still holds
+	// it; otherwise it does nothing.
+	CommitIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) error
 
 	// ReleaseIdempotencyKey removes the claim of key if it is still held by
 	// id (a publish that failed before sending anything), so a retry can

@@ -141,13 +141,14 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 	now := s.now()
 	id := NewID(now)
 	if req.IdempotencyKey != "" {
-		firstID, claimed, err := s.Inbox.ClaimIdempotencyKey(ctx, req.IdempotencyKey, id, now.Add(IdempotencyWindow))
+		claim, err := s.claim(ctx, req.IdempotencyKey)
 		if err != nil {
-			return PublishResult{}, Wrap(EINTERNAL, err, "checking the idempotency key failed")
+			return PublishResult{}, err
 		}
-		if !claimed {
-			return PublishResult{ID: firstID, OfflineUsers: []string{}, Duplicate: true}, nil
+		if !claim.Claimed {
+			return PublishResult{ID: claim.ID, OfflineUsers: []string{}, Duplicate: true}, nil
 		}
+		now, id = s.now(), claim.ID
 	}
 	n := &Notification{
 		ID: id, Type: req.Notification.Type, Title: req.Notification.Title,
@@ -165,6 +166,14 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 		}
 		return PublishResult{}, err
 	}
+	if req.IdempotencyKey != "" {
+		// From here on a repeated publish is answered as a duplicate. If
+		// committing fails, the lease runs out and a retry could publish
+		// again: at-least-once, never lost.
+		if err := s.Inbox.CommitIdempotencyKey(ctx, req.IdempotencyKey, id, now.Add(IdempotencyWindow)); err != nil {
+			LoggerFrom(ctx).Error("committing the idempotency key failed", "error", err.Error())
+		}
+	}
 	// The frame is marshalled once for every recipient.
 	frame := make([]byte, 0, len(payload)+40)
 	frame = append(frame, `{"type":"notification","notification":`...)
@@ -179,6 +188,48 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 	}, nil
 }
 
+// claim takes the idempotency key for a new id, or returns the committed
+// claim of an earlier publish. While an earlier publish with the key is
+// still storing (its claim is pending), it waits: answering "duplicate" then
+// would name a notification that may never exist if that store fails.
+func (s *Service) claim(ctx context.Context, key string) (IdempotencyClaim, error) {
+	lease := s.storeTimeout() + idempotencyLeaseMargin
+	deadline := s.now().Add(lease)
+	for {
+		now := s.now()
+		claim, err := s.Inbox.ClaimIdempotencyKey(ctx, key, NewID(now), now.Add(lease))
+		if err != nil {
+			return claim, Wrap(EINTERNAL, err, "checking the idempotency key failed")
+		}
+		if claim.Claimed || claim.Committed {
+			return claim, nil
+		}
+		if now.After(deadline) {
+			return claim, Errorf(EINTERNAL, "a publish with idempotencyKey %q is still in progress; retry later", key)
+		}
+		select {
+		case <-time.After(idempotencyPoll):
+		case <-ctx.Done():
+			return claim, Wrap(EINTERNAL, ctx.Err(), "waiting for a publish with the same idempotencyKey")
+		}
+	}
+}
+
+// While a claim is pending it is a lease a little longer than the store
+// timeout, so that a publisher that died mid-store does not block the key
+// for the whole idempotency window.
+const (
+	idempotencyLeaseMargin = 5 * time.Second
+	idempotencyPoll        = 50 * time.Millisecond
+)
+
+func (s *Service) storeTimeout() time.Duration {
+	if s.StoreTimeout > 0 {
+		return s.StoreTimeout
+	}
+	return DefaultStoreTimeout
+}
+
 // store writes n into the stream of every target, within StoreTimeout.
 func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRequest, now time.Time) error {
 	streams := make([]string, 0, len(req.Users)+len(req.Groups)+1)
@@ -191,10 +242,7 @@ func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRe
 	if req.Broadcast {
 		streams = append(streams, BroadcastStream)
 	}
-	timeout := s.StoreTimeout
-	if timeout <= 0 {
-		timeout = DefaultStoreTimeout
-	}
+	timeout := s.storeTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := s.Inbox.AppendNotification(ctx, n, streams, now.Add(s.retention())); err != nil {

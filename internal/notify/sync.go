@@ -118,7 +118,7 @@ func (s *Service) read(ctx context.Context, sender Sender, connectionID string, 
 	}
 	ids := []string{}
 	if req.All {
-		err = s.Inbox.MarkAllRead(ctx, v.userID, highestIDAt(s.now()))
+		err = s.markAllRead(ctx, v)
 	} else if ids, err = s.Inbox.VisibleIDs(ctx, v.streams, req.IDs); err == nil && len(ids) > 0 {
 		err = s.Inbox.MarkRead(ctx, v.userID, ids, s.now().Add(s.retention()))
 	}
@@ -166,6 +166,39 @@ func (s *Service) read(ctx context.Context, sender Sender, connectionID string, 
 		send(connectionID, own)
 	}
 	return nil
+}
+
+// markAllRead marks everything visible now as read. A watermark at "now"
+// would also cover notifications minted before now but still being stored
+// (publishes store out of id order by up to a few seconds), which the user
+// has not seen. So the watermark stops SyncOverlap before now, and what is
+// visible after it is marked one by one.
+func (s *Service) markAllRead(ctx context.Context, v viewer) error {
+	cut := highestIDAt(s.now().Add(-SyncOverlap))
+	if err := s.Inbox.MarkAllRead(ctx, v.userID, cut); err != nil {
+		return err
+	}
+	expires := s.now().Add(s.retention())
+	for after := cut; ; {
+		page, more, err := s.Inbox.ListAfter(ctx, v.streams, after, MaxReadIDs)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		recent := make([]string, len(page))
+		for i, n := range page {
+			recent[i] = n.ID
+		}
+		if err := s.Inbox.MarkRead(ctx, v.userID, recent, expires); err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+		after = recent[len(recent)-1]
+	}
 }
 
 // lowestIDAt is the smallest id of time t: every id minted at t or later

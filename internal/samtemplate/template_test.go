@@ -376,7 +376,7 @@ func TestTablePermissionsAreLeastPrivilege(t *testing.T) {
 		"PublishFunction": {
 			conns:  {"BatchWriteItem", "DeleteItem", "Query"},
 			byConn: {"Scan"},
-			notifs: {"BatchWriteItem", "DeleteItem", "GetItem", "PutItem"},
+			notifs: {"BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "UpdateItem"},
 		},
 	}
 	for _, fn := range wantFunctions {

@@ -93,6 +93,7 @@ func Run(t *testing.T, newStore func(t *testing.T) notify.InboxStore) {
 		}},
 		{"Idempotency", []test{
 			{"FirstClaimWins", testClaimFirstWins},
+			{"Commit", testClaimCommit},
 			{"ExpiredClaim", testClaimExpired},
 			{"Release", testRelease},
 			{"ConcurrentClaims", testConcurrentClaims},
@@ -284,11 +285,11 @@ func markAllRead(t *testing.T, s notify.InboxStore, user, upTo string) {
 
 func claim(t *testing.T, s notify.InboxStore, key, id string, expiresAt time.Time) (string, bool) {
 	t.Helper()
-	first, claimed, err := s.ClaimIdempotencyKey(t.Context(), key, id, expiresAt)
+	c, err := s.ClaimIdempotencyKey(t.Context(), key, id, expiresAt)
 	if err != nil {
 		t.Fatalf("ClaimIdempotencyKey(%q, %s): %v", key, id, err)
 	}
-	return first, claimed
+	return c.ID, c.Claimed
 }
 
 func release(t *testing.T, s notify.InboxStore, key, id string) {
@@ -857,6 +858,38 @@ func testClaimFirstWins(t *testing.T, s notify.InboxStore, n names) {
 	}
 }
 
+func testClaimCommit(t *testing.T, s notify.InboxStore, n names) {
+	key := n.key("commit")
+	holder, other := newID(), newID()
+	claim(t, s, key, holder, live())
+	c, err := s.ClaimIdempotencyKey(t.Context(), key, newID(), live())
+	if err != nil || c.Claimed || c.Committed || c.ID != holder {
+		t.Fatalf("claim of a pending key = %+v, %v; want held by %s, not committed", c, err, holder)
+	}
+	// Only the holder commits.
+	if err := s.CommitIdempotencyKey(t.Context(), key, other, live()); err != nil {
+		t.Fatalf("CommitIdempotencyKey by another id: %v", err)
+	}
+	if c, _ = s.ClaimIdempotencyKey(t.Context(), key, newID(), live()); c.Committed {
+		t.Error("a commit by another id committed the claim")
+	}
+	if err := s.CommitIdempotencyKey(t.Context(), key, holder, live()); err != nil {
+		t.Fatalf("CommitIdempotencyKey: %v", err)
+	}
+	if c, _ = s.ClaimIdempotencyKey(t.Context(), key, newID(), live()); c.Claimed || !c.Committed || c.ID != holder {
+		t.Errorf("claim after commit = %+v, want committed and held by %s", c, holder)
+	}
+	// A pending claim is a lease: committing extends it past its first expiry.
+	short := n.key("lease")
+	claim(t, s, short, holder, dead())
+	if err := s.CommitIdempotencyKey(t.Context(), short, holder, live()); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ = s.ClaimIdempotencyKey(t.Context(), short, other, live()); c.Claimed || c.ID != holder || !c.Committed {
+		t.Errorf("claim after a commit that extended an expired lease = %+v, want held by %s", c, holder)
+	}
+}
+
 func testClaimExpired(t *testing.T, s notify.InboxStore, n names) {
 	key := n.key("expired")
 	old, fresh, late := newID(), newID(), newID()
@@ -913,7 +946,9 @@ func testConcurrentClaims(t *testing.T, s notify.InboxStore, n names) {
 		wg.Go(func() {
 			<-start
 			r := &results[i]
-			r.first, r.claimed, r.err = s.ClaimIdempotencyKey(t.Context(), key, r.id, live())
+			var c notify.IdempotencyClaim
+			c, r.err = s.ClaimIdempotencyKey(t.Context(), key, r.id, live())
+			r.first, r.claimed = c.ID, c.Claimed
 		})
 	}
 	close(start)
@@ -1103,7 +1138,7 @@ func testContextCanceled(t *testing.T, s notify.InboxStore, n names) {
 	if err := s.AppendNotification(ctx, newItem(t, "unsaved"), stream, live()); err == nil {
 		t.Error("AppendNotification with a canceled context returned nil")
 	}
-	if _, _, err := s.ClaimIdempotencyKey(ctx, n.key("canceled-2"), newID(), live()); err == nil {
+	if _, err := s.ClaimIdempotencyKey(ctx, n.key("canceled-2"), newID(), live()); err == nil {
 		t.Error("ClaimIdempotencyKey with a canceled context returned nil")
 	}
 	if err := s.ReleaseIdempotencyKey(ctx, key, it.ID); err == nil {

@@ -1,0 +1,84 @@
+// Types of notify.js, the browser client of the work-order notification service (protocol v1).
+
+/** Connection status. "open" means connected and synced: nothing missed. */
+export type Status = "connecting" | "open" | "reconnecting" | "failing" | "unauthorized" | "closed";
+
+/** A notification, as in the `notification` and `synced` frames (CONTRACT.md §3). */
+export interface Notification {
+  /** ULID: unique, and sorts by time. */
+  id: string;
+  /** The publisher's event type, e.g. "workorder.assigned". */
+  type: string;
+  title?: string;
+  body?: string;
+  /** Any JSON object, e.g. {"workOrderId": "WO-1042"}. */
+  data?: Record<string, unknown>;
+  /** ISO 8601, e.g. "2026-11-25T10:00:00.000Z". */
+  createdAt: string;
+}
+
+/** The answer to markRead / markAllRead, and the `read` event (from any tab of the user). */
+export interface ReadResult {
+  /** Ids now read ([] after "mark all read"). */
+  ids: string[];
+  /** Unread notifications left; 100 means "100 or more". */
+  unread: number;
+}
+
+export interface NotifyClientOptions {
+  /** A JWT, or a function (possibly async) returning a fresh one, called before each (re)connect.
+   * A function that throws stops the client with status "unauthorized". */
+  token: string | (() => string | Promise<string>);
+  /** Resume after this id on the first connect; without it the first sync returns the latest notifications. */
+  lastId?: string;
+  /** Reconnect backoff base, ms (default 500). Delays are uniform in [0, min(cap, base·2^failures)]. */
+  backoffBase?: number;
+  /** Reconnect backoff cap, ms (default 30000). */
+  backoffCap?: number;
+  /** Failed attempts without ever opening before status "failing" (default 5). */
+  failAfter?: number;
+  /** Ping period, ms (default 300000): keeps the 10-minute idle timeout away. */
+  pingInterval?: number;
+  /** Replace the socket after this long, ms (default 6600000 = 1h50m): before the 2-hour limit. */
+  maxAge?: number;
+  /** Timeout of sync and read requests, ms (default 15000). */
+  requestTimeout?: number;
+  /** Notifications per sync page, 1..100 (default 100). */
+  syncLimit?: number;
+  /** WebSocket implementation (default globalThis.WebSocket). */
+  WebSocket?: typeof WebSocket;
+}
+
+export interface NotifyEvents {
+  notification: Notification;
+  status: Status;
+  unread: number;
+  read: ReadResult;
+  gap: undefined;
+  error: Error;
+}
+
+/** An error frame from the server, or a request that timed out or was cut short by close(). */
+export class NotifyError extends Error {
+  /** "bad_request" | "unknown_action" | "internal" | "timeout" | "closed" | "bad_frame" */
+  readonly code: string;
+}
+
+export class NotifyClient {
+  constructor(url: string, options: NotifyClientOptions);
+  /** Listen to an event; returns a function that removes the listener. */
+  on<E extends keyof NotifyEvents>(event: E, fn: (value: NotifyEvents[E]) => void): () => void;
+  readonly status: Status;
+  /** Unread count, null before the first sync. */
+  readonly unread: number | null;
+  /** Highest notification id seen ("" before any): persist it to resume later. */
+  readonly lastId: string;
+  /** Connect (once; later calls do nothing). */
+  connect(): this;
+  /** Mark notifications read for this user; waits for the connection when it is down. */
+  markRead(ids: string[]): Promise<ReadResult>;
+  /** Mark everything visible now read for this user. */
+  markAllRead(): Promise<ReadResult>;
+  /** Close for good: status "closed". */
+  close(): void;
+}
