@@ -413,8 +413,12 @@ func TestTransportReusesConnections(t *testing.T) {
 	// connections over and over: hundreds for 2,000 sends. A few more than
 	// `workers` can happen: a worker may ask for a connection just before
 	// the previous response's connection is back in the idle pool; net/http
-	// then dials, and the extra connection joins the pool.
-	const limit = workers + workers/4
+	// then dials, and the extra connection joins the pool; on a loaded
+	// machine (CI runs packages in parallel) that happens more often, and
+	// an extra connection beyond the pool is closed again when it returns.
+	// Twice the pool still tells a sized pool (about 32) from the default
+	// (hundreds).
+	const limit = 2 * workers
 	if n := srv.conns.Load(); n > limit {
 		t.Errorf("%d TCP connections for %d sends by %d workers, want <= %d", n, sends, workers, limit)
 	}
