@@ -66,8 +66,15 @@ run:
 	$(GO) build -o bin/notify ./cmd/notify
 	./bin/notify local
 
+# Issue 6 (BENCHMARKS.md): the fan-out loop's `go test` benchmarks, then the
+# benchmark program: a `notify local` subprocess and 10,000 WebSocket clients,
+# the machine's loopback limit, cold starts of the bootstraps under a local
+# Runtime API, and DynamoDB request counts on dynalite. BENCHFLAGS passes
+# flags to it (e.g. BENCHFLAGS='-runs 3 -skip-coldstart').
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@test -d tools/node_modules/dynalite || npm ci --prefix tools --no-audit --no-fund
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/apigw/ ./internal/memory/
+	$(GO) run ./bench/cmd/notifybench $(BENCHFLAGS)
 
 fmt:
 	gofmt -s -w $$($(GO) list -f '{{.Dir}}' ./...)

@@ -1,0 +1,389 @@
+// Command notifybench is the benchmark program behind `make bench` (issue 6):
+// fan-out speed through the local stack, measured against the machine's own
+// loopback limit, cold starts of the deployed bootstraps, and the counts the
+// cost model in BENCHMARKS.md rests on.
+//
+// The stack is a `notify local` subprocess built from ./cmd/notify; the
+// WebSocket clients all live in this process. Everything talks over
+// loopback only, with static dummy AWS credentials, a region and
+// AWS_EC2_METADATA_DISABLED=true.
+//
+// Run from the repository root: go run ./bench/cmd/notifybench [flags].
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var verbose = true
+
+func logf(format string, args ...any) {
+	if verbose {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}
+}
+
+type config struct {
+	runs, conns, group, seq, concurrency, parallel int
+	postDelay                                      time.Duration
+	skipCold, skipCost, skipFanout                 bool
+	cpuprofile                                     string
+	out                                            string
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "loopback-server":
+			loopbackServerMain(os.Args[2:])
+			return
+		case "local": // the profiled stack copy, started as startStack starts `notify local`
+			stackMain(os.Args[2:])
+			return
+		}
+	}
+	var c config
+	flag.IntVar(&c.runs, "runs", 5, "measured runs per scenario (figures are their median, min and max)")
+	flag.IntVar(&c.conns, "conns", 10000, "connections for the broadcast scenarios (3 and 4)")
+	flag.IntVar(&c.group, "group", 1000, "connections in the group of scenario 2")
+	flag.IntVar(&c.seq, "seq", 1000, "publishes in sequence in scenario 1")
+	flag.IntVar(&c.concurrency, "concurrency", 64, "PUBLISH_CONCURRENCY given to the stack (template parameter PublishConcurrency)")
+	flag.IntVar(&c.parallel, "connect-parallel", 64, "WebSocket handshakes in flight at once while connecting (pacing)")
+	flag.DurationVar(&c.postDelay, "post-delay", 20*time.Millisecond, "notify local --post-delay of scenario 4")
+	flag.BoolVar(&c.skipCold, "skip-coldstart", false, "skip cold starts and bootstrap sizes")
+	flag.BoolVar(&c.skipCost, "skip-cost", false, "skip the DynamoDB request counts")
+	flag.BoolVar(&c.skipFanout, "skip-fanout", false, "skip the fan-out scenarios")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "run scenario 3 once more against an in-process copy of the stack that writes a CPU profile here, and this process's profile to FILE.clients")
+	flag.StringVar(&c.out, "o", "", "also write the tables to this file")
+	flag.Parse()
+	if err := benchmark(c); err != nil {
+		fmt.Fprintln(os.Stderr, "notifybench:", err)
+		os.Exit(1)
+	}
+}
+
+func benchmark(c config) error {
+	start := time.Now()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	soft, hard := raiseNoFile()
+	logf("RLIMIT_NOFILE %d (hard %d)", soft, hard)
+	tmp, err := os.MkdirTemp("", "notifybench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	notifyBin := filepath.Join(tmp, "notify")
+	logf("building ./cmd/notify")
+	if err := goBuild(root, notifyBin, "./cmd/notify", nil); err != nil {
+		return err
+	}
+
+	var report bytes.Buffer
+	w := io.MultiWriter(os.Stdout, &report)
+	machine(w, root)
+
+	if !c.skipFanout {
+		if err := fanOutScenarios(w, c, root, notifyBin); err != nil {
+			return err
+		}
+	}
+	if c.cpuprofile != "" {
+		if err := profileScenario3(c, root); err != nil {
+			return err
+		}
+	}
+	var dyn *dynalite
+	var costs []phaseCounts
+	connTable, notifTable, err := tablesFromEnv(root)
+	if err != nil {
+		return err
+	}
+	if !c.skipCold || !c.skipCost {
+		logf("starting dynalite")
+		if dyn, err = startDynalite(root); err != nil {
+			return err
+		}
+		defer dyn.stop()
+		// The cost run goes first: its stack creates the tables (template.yaml's
+		// schema, events/env.json's names) that the cold starts use.
+		logf("DynamoDB request counts (stack on dynalite through a counting proxy)")
+		if costs, err = countRequests(c, root, notifyBin, dyn.endpoint, connTable, notifTable); err != nil {
+			return err
+		}
+	}
+	if !c.skipCold {
+		logf("cold starts (linux/amd64 bootstraps under a local Runtime API, DynamoDB on dynalite)")
+		cs, err := measureColdStarts(root, tmp, dyn.endpoint, c.runs)
+		if err != nil {
+			return err
+		}
+		logf("make build (arm64 bootstraps)")
+		if err := armSizes(root, cs); err != nil {
+			return err
+		}
+		printColdStarts(w, cs)
+	}
+	if !c.skipCost {
+		printCounts(w, costs, connTable)
+	}
+	fmt.Fprintf(w, "\nTotal benchmark time: %s\n", time.Since(start).Round(time.Second))
+	if c.out != "" {
+		return os.WriteFile(c.out, report.Bytes(), 0o644)
+	}
+	return nil
+}
+
+// lastFanOut keeps scenario 4's figures for the cost model.
+var lastFanOut struct {
+	s4Rate   float64
+	s4Invoke float64
+}
+
+func fanOutScenarios(w io.Writer, c config, root, notifyBin string) error {
+	params := []string{"--param", fmt.Sprintf("PublishConcurrency=%d", c.concurrency)}
+	var rows []scenario
+
+	logf("stack A: notify local %s", strings.Join(params, " "))
+	st, err := startStack(root, notifyBin, params, nil)
+	if err != nil {
+		return err
+	}
+	f := newFleet(st.url)
+	r := &runner{fleet: f, iv: newInvoker(st.http)}
+	fail := func(err error) error {
+		f.close()
+		st.kill()
+		return fmt.Errorf("%w; stack stderr: %s", err, st.stderr.String())
+	}
+
+	if _, err := f.connect(1, 1, func(int) string { return "solo" }, nil); err != nil {
+		return fail(err)
+	}
+	logf("scenario 1: one user, one connection, %d publishes in sequence", c.seq)
+	s1, err := r.sequential("1. one user, 1 connection, 1,000 publishes in sequence", `"users":["solo"],`, c.seq, c.runs)
+	if err != nil {
+		return fail(err)
+	}
+	rows = append(rows, s1)
+
+	rate, err := f.connect(c.group, c.parallel, func(i int) string { return fmt.Sprintf("g%d", i) }, []string{"bench:g1000"})
+	if err != nil {
+		return fail(err)
+	}
+	logf("connected %d (%s connects/s)", f.size(), thousands(rate))
+	logf("scenario 2: group of %d connections", c.group)
+	s2, err := r.fanOut(fmt.Sprintf("2. group of %s connections", thousands(float64(c.group))), `"groups":["bench:g1000"],`, c.group, c.runs)
+	if err != nil {
+		return fail(err)
+	}
+	rows = append(rows, s2)
+
+	rate, err = f.connect(c.conns-f.size(), c.parallel, func(i int) string { return fmt.Sprintf("b%d", i) }, nil)
+	if err != nil {
+		return fail(err)
+	}
+	logf("connected %d (%s connects/s)", f.size(), thousands(rate))
+	logf("scenario 3: broadcast to %d connections", c.conns)
+	s3, err := r.fanOut(fmt.Sprintf("3. broadcast to %s connections", thousands(float64(c.conns))), `"broadcast":true,`, c.conns, c.runs)
+	if err != nil {
+		return fail(err)
+	}
+	rows = append(rows, s3)
+	f.close()
+	st.stop(30 * time.Second)
+
+	params4 := append(params, "--post-delay", c.postDelay.String())
+	logf("stack B: notify local %s", strings.Join(params4, " "))
+	st, err = startStack(root, notifyBin, params4, nil)
+	if err != nil {
+		return err
+	}
+	f = newFleet(st.url)
+	r = &runner{fleet: f, iv: newInvoker(st.http)}
+	rate, err = f.connect(c.conns, c.parallel, func(i int) string { return fmt.Sprintf("b%d", i) }, nil)
+	if err != nil {
+		return fail(err)
+	}
+	logf("connected %d (%s connects/s)", f.size(), thousands(rate))
+	logf("scenario 4: broadcast to %d connections, --post-delay %s", c.conns, c.postDelay)
+	s4, err := r.fanOut(fmt.Sprintf("4. as 3, --post-delay %s", c.postDelay), `"broadcast":true,`, c.conns, c.runs)
+	if err != nil {
+		return fail(err)
+	}
+	s4.ideal = float64(c.concurrency) / c.postDelay.Seconds()
+	rows = append(rows, s4)
+	lastFanOut.s4Rate, lastFanOut.s4Invoke = s4.rate.med, s4.invoke.med
+	f.close()
+	st.stop(30 * time.Second)
+
+	// The machine's limit: the same number of keep-alive POSTs of the same
+	// size at the same concurrency, Go client to Go server over loopback.
+	frame := max(s3.frameLen, s1.frameLen, 1)
+	logf("loopback limit: POSTs of %d bytes", frame)
+	if rows[0].limit, err = measureLoopback(c.seq, 1, frame, c.runs, 0); err != nil {
+		return err
+	}
+	if rows[1].limit, err = measureLoopback(c.group, c.concurrency, frame, c.runs, 0); err != nil {
+		return err
+	}
+	if rows[2].limit, err = measureLoopback(c.conns, c.concurrency, frame, c.runs, 0); err != nil {
+		return err
+	}
+	if rows[3].limit, err = measureLoopback(c.conns, c.concurrency, frame, c.runs, c.postDelay); err != nil {
+		return err
+	}
+	printFanOut(w, c, rows, frame)
+	return nil
+}
+
+func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
+	fmt.Fprintf(w, "\n## Fan-out (memory store, PUBLISH_CONCURRENCY %d, median (min–max) of %d runs after a warm-up)\n\n", c.concurrency, c.runs)
+	fmt.Fprintln(w, "| scenario | deliveries/s | last client has it (ms) | p50 publish→receive (ms) | p99 publish→receive (ms) | invoke returned (ms) | loopback limit (POSTs/s) | share of limit |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for _, s := range rows {
+		share := fmt.Sprintf("%.0f%%", 100*s.rate.med/s.limit.med)
+		if s.ideal > 0 {
+			share += fmt.Sprintf("; %.0f%% of ideal %s/s", 100*s.rate.med/s.ideal, thousands(s.ideal))
+		}
+		last := s.last.format("%.1f")
+		inv := s.invoke.format("%.1f")
+		if strings.HasPrefix(s.name, "1.") {
+			last = s.last.format("%.0f") + " (all 1,000)"
+			inv = s.invoke.format("%.2f") + " each"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.rate.rate(), last,
+			s.p50.format("%.2f"), s.p99.format("%.2f"), inv, s.limit.rate(), share)
+	}
+	fmt.Fprintf(w, "\nFrame: %d bytes. Loopback limit: a Go net/http server in its own process answering 200, and a Go client "+
+		"with a keep-alive pool, doing the scenario's number of POSTs of the frame's size at the scenario's concurrency "+
+		"(1 for scenario 1; scenario 4's server sleeps the post delay too).\n", frame)
+}
+
+func printColdStarts(w io.Writer, cs []coldStart) {
+	fmt.Fprintf(w, "\n## Cold start and size\n\n")
+	fmt.Fprintln(w, "| function | cold start: process start → first answered invoke (ms, linux/amd64) | of which init: → first poll of /invocation/next (ms) | answer | bootstrap arm64 (make build) | bootstrap amd64 |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, c := range cs {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f MB | %.2f MB |\n", c.name, c.start.format("%.1f"), c.init.format("%.1f"), c.answer,
+			float64(c.arm64)/1e6, float64(c.amd64)/1e6)
+	}
+}
+
+func printCounts(w io.Writer, costs []phaseCounts, connTable string) {
+	fmt.Fprintf(w, "\n## DynamoDB requests observed (stack on dynalite, counting proxy)\n\n")
+	fmt.Fprintln(w, "| phase | per | read units | write units (incl. GSI) | requests (operation table ×count per unit) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, p := range costs {
+		r, wu := p.units(connTable)
+		fmt.Fprintf(w, "| %s | %s | %.3g | %.3g | %s |\n", p.name, p.unit, r, wu, p.describe())
+	}
+	costModel(w, costs, connTable)
+}
+
+// stackMain is `notifybench stack local ...`: not the benchmarked stack, but
+// an in-process copy of it that writes a CPU profile, for -cpuprofile.
+func stackMain(args []string) {
+	if err := runProfiledStack(args); err != nil {
+		fmt.Fprintln(os.Stderr, "notifybench stack:", err)
+		os.Exit(1)
+	}
+}
+
+func profileScenario3(c config, root string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	params := []string{"--param", fmt.Sprintf("PublishConcurrency=%d", c.concurrency)}
+	logf("profiling scenario 3 (in-process stack copy, CPU profile to %s)", c.cpuprofile)
+	st, err := startStack(root, self, params, []string{"NOTIFYBENCH_CPUPROFILE=" + c.cpuprofile})
+	if err != nil {
+		return err
+	}
+	f := newFleet(st.url)
+	r := &runner{fleet: f, iv: newInvoker(st.http)}
+	if _, err := f.connect(c.conns, c.parallel, func(i int) string { return fmt.Sprintf("b%d", i) }, nil); err != nil {
+		f.close()
+		st.kill()
+		return err
+	}
+	cf, err := os.Create(c.cpuprofile + ".clients")
+	if err != nil {
+		return err
+	}
+	defer cf.Close()
+	// The stack profiles from this signal on: connects are not in the profile.
+	_ = st.cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(100 * time.Millisecond)
+	_ = pprof.StartCPUProfile(cf)
+	_, err = r.fanOut("profile", `"broadcast":true,`, c.conns, c.runs)
+	pprof.StopCPUProfile()
+	f.close()
+	st.stop(30 * time.Second)
+	return err
+}
+
+func machine(w io.Writer, root string) {
+	model := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	somax, _ := os.ReadFile("/proc/sys/net/core/somaxconn")
+	fmt.Fprintf(w, "# notifybench %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "Machine: nproc %d, CPU %q, %s, Linux %s, RLIMIT_NOFILE %d/%d, somaxconn %s. Command: `make bench` (go run ./bench/cmd/notifybench) in %s.\n",
+		runtime.NumCPU(), model, runtime.Version(), strings.TrimSpace(string(kernel)), rl.Cur, rl.Max, strings.TrimSpace(string(somax)), filepath.Base(root))
+}
+
+// raiseNoFile raises the soft open-files limit to the hard limit (the Go
+// runtime does this too since Go 1.19; child processes get the raised limit).
+func raiseNoFile() (uint64, uint64) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, 0
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+	return rl.Cur, rl.Max
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/workorders/notify")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run notifybench inside the repository (no go.mod of github.com/workorders/notify above)")
+		}
+		dir = parent
+	}
+}
