@@ -2,13 +2,10 @@ package dynamo
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 )
 
 // CreateNotificationsTable creates the notifications table name with the
@@ -20,7 +17,7 @@ import (
 // It is meant for tests and the local stack; on AWS, template.yaml creates
 // the table.
 func CreateNotificationsTable(ctx context.Context, client *dynamodb.Client, name string) error {
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+	return CreateTable(ctx, client, &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{
@@ -31,29 +28,5 @@ func CreateNotificationsTable(ctx context.Context, client *dynamodb.Client, name
 			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
 		},
-	})
-	created := err == nil
-	if err != nil {
-		var inUse *types.ResourceInUseException
-		if !errors.As(err, &inUse) {
-			return fmt.Errorf("creating table %s: %w", name, err)
-		}
-	}
-	if err := waitActive(ctx, client, name); err != nil {
-		return err
-	}
-	if created {
-		_, err := client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
-			TableName: aws.String(name),
-			TimeToLiveSpecification: &types.TimeToLiveSpecification{
-				AttributeName: aws.String(AttrExpiresAt),
-				Enabled:       aws.Bool(true),
-			},
-		})
-		var apiErr smithy.APIError
-		if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode() == "UnknownOperationException") {
-			return fmt.Errorf("enabling TTL on table %s: %w", name, err)
-		}
-	}
-	return nil
+	}, AttrExpiresAt)
 }

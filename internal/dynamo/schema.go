@@ -21,7 +21,7 @@ import (
 // It is meant for tests and the local stack; on AWS, template.yaml creates
 // the table.
 func CreateConnectionsTable(ctx context.Context, client *dynamodb.Client, name string) error {
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+	return CreateTable(ctx, client, &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{
@@ -40,7 +40,18 @@ func CreateConnectionsTable(ctx context.Context, client *dynamodb.Client, name s
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 		}},
-	})
+	}, AttrExpiresAt)
+}
+
+// CreateTable creates the table in describes, tolerating one that already
+// exists (its schema is not checked), waits until it and its indexes are
+// ACTIVE, and, when it created the table, enables TTL on ttlAttribute (if
+// not empty) where the server supports it (dynalite does not; readers filter
+// expired items by time anyway). It is for tests and the local stack: on AWS,
+// template.yaml creates the tables.
+func CreateTable(ctx context.Context, client *dynamodb.Client, in *dynamodb.CreateTableInput, ttlAttribute string) error {
+	name := aws.ToString(in.TableName)
+	_, err := client.CreateTable(ctx, in)
 	created := err == nil
 	if err != nil {
 		var inUse *types.ResourceInUseException
@@ -51,11 +62,11 @@ func CreateConnectionsTable(ctx context.Context, client *dynamodb.Client, name s
 	if err := waitActive(ctx, client, name); err != nil {
 		return err
 	}
-	if created {
+	if created && ttlAttribute != "" {
 		_, err := client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 			TableName: aws.String(name),
 			TimeToLiveSpecification: &types.TimeToLiveSpecification{
-				AttributeName: aws.String(AttrExpiresAt),
+				AttributeName: aws.String(ttlAttribute),
 				Enabled:       aws.Bool(true),
 			},
 		})

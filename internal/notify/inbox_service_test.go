@@ -266,3 +266,41 @@ func TestPublishStoresBeforeSending(t *testing.T) {
 		})
 	}
 }
+
+// A notification at the size limit fits every frame it travels in, even
+// when it is made of characters json.Marshal would escape to six bytes.
+func TestNotificationAtTheLimitFitsEveryFrame(t *testing.T) {
+	s, _, sender := newService(t)
+	connect(t, s, "tab", "42", time.Now().Add(-time.Minute))
+	for _, filler := range []string{"<", "&", "\u2028"} {
+		pad := strings.Repeat(filler, (notify.MaxNotificationBytes-100)/len(filler))
+		body := `{"users":["42"],"notification":{"type":"t","title":"` + filler + `","data":{"pad":"` + pad + `"}}}`
+		req, err := notify.DecodePublishRequest([]byte(body))
+		if err != nil {
+			t.Fatalf("%q: a notification under the limit was refused: %v", filler, err)
+		}
+		res, err := s.Publish(context.Background(), req)
+		if err != nil || res.Delivered != 1 {
+			t.Fatalf("%q: %+v %v", filler, res, err)
+		}
+		sender.mu.Lock()
+		frame := sender.frames["tab"][len(sender.frames["tab"])-1]
+		sender.mu.Unlock()
+		if len(frame) > notify.MaxFrameBytes {
+			t.Errorf("%q: notification frame of %d bytes", filler, len(frame))
+		}
+		before := notify.NewID(time.Now().Add(-time.Hour))
+		raw := ask(t, s, sender, "tab", `{"action":"sync","cursor":"`+before+`","limit":100,"ref":"`+strings.Repeat("\u2028", 64)+`"}`)
+		var f syncedFrame
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > notify.MaxFrameBytes || len(f.Notifications) == 0 {
+			t.Errorf("%q: synced frame of %d bytes with %d notifications: paging could not move on", filler, len(raw), len(f.Notifications))
+		}
+	}
+	over := `{"users":["42"],"notification":{"type":"t","data":{"pad":"` + strings.Repeat("<", notify.MaxNotificationBytes) + `"}}}`
+	if _, err := notify.DecodePublishRequest([]byte(over)); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("a notification over the limit was accepted: %v", err)
+	}
+}

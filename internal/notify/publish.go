@@ -35,11 +35,11 @@ type PublishRequest struct {
 // NotificationInput is the caller's part of a notification: the server adds
 // the id and the creation time.
 type NotificationInput struct {
-	Type  string
-	Title string
-	Body  string
+	Type  string `json:"type"`
+	Title string `json:"title,omitempty"`
+	Body  string `json:"body,omitempty"`
 	// Data is a JSON object, or nil.
-	Data json.RawMessage
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Target returns who the request is for.
@@ -68,6 +68,9 @@ func DecodePublishRequest(payload []byte) (PublishRequest, error) {
 		case "broadcast":
 			err = decodeField(raw, "broadcast", "a boolean", &req.Broadcast)
 		case "idempotencyKey":
+			if isNull(raw) {
+				continue
+			}
 			if err = decodeField(raw, "idempotencyKey", "a string", &req.IdempotencyKey); err == nil {
 				if n := utf8.RuneCountInString(req.IdempotencyKey); n < 1 || n > MaxIdempotencyKey {
 					err = invalidf("idempotencyKey: must be 1-%d characters, got %d", MaxIdempotencyKey, n)
@@ -98,9 +101,9 @@ func decodeNotificationInput(raw json.RawMessage) (NotificationInput, error) {
 	if err != nil {
 		return n, err
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err == nil && compact.Len() > MaxNotificationBytes {
-		return n, invalidf("notification: %d bytes as JSON, at most %d allowed", compact.Len(), MaxNotificationBytes)
+	// Cheap early refusal of a huge payload; the exact check is below.
+	if len(raw) > 4*MaxNotificationBytes+16*1024 {
+		return n, invalidf("notification: %d bytes as JSON, at most %d allowed", len(raw), MaxNotificationBytes)
 	}
 	for _, key := range slices.Sorted(maps.Keys(fields)) {
 		value := fields[key]
@@ -108,9 +111,13 @@ func decodeNotificationInput(raw json.RawMessage) (NotificationInput, error) {
 		case "type":
 			err = decodeText(value, "notification.type", &n.Type, 1, MaxTypeLength)
 		case "title":
-			err = decodeText(value, "notification.title", &n.Title, 0, MaxTitleLength)
+			if !isNull(value) {
+				err = decodeText(value, "notification.title", &n.Title, 0, MaxTitleLength)
+			}
 		case "body":
-			err = decodeText(value, "notification.body", &n.Body, 0, MaxBodyLength)
+			if !isNull(value) {
+				err = decodeText(value, "notification.body", &n.Body, 0, MaxBodyLength)
+			}
 		case "data":
 			if isNull(value) {
 				continue
@@ -127,8 +134,17 @@ func decodeNotificationInput(raw json.RawMessage) (NotificationInput, error) {
 			return n, err
 		}
 	}
-	if _, ok := fields["type"]; !ok {
+	if _, ok := fields["type"]; !ok || isNull(fields["type"]) {
 		return n, invalidf("notification.type: required")
+	}
+	// The limit applies to the notification as it will be sent (EncodeJSON),
+	// so that with its id and creation time it always fits a frame.
+	encoded, err := EncodeJSON(n)
+	if err != nil {
+		return n, invalidf("notification.data: %v", err)
+	}
+	if len(encoded) > MaxNotificationBytes {
+		return n, invalidf("notification: %d bytes as JSON, at most %d allowed", len(encoded), MaxNotificationBytes)
 	}
 	return n, nil
 }

@@ -34,6 +34,7 @@ func TestDecodePublishRequestAccepts(t *testing.T) {
 	for _, body := range []string{
 		`{"broadcast":true,"notification":{"type":"t"}}`,
 		`{"groups":["g"],"notification":{"type":"t","data":null}}`,
+		`{"groups":["g"],"idempotencyKey":null,"notification":{"type":"t","title":null,"body":null}}`,
 		`{"users":["` + strings.Repeat("a", 128) + `"],"notification":{"type":"` + strings.Repeat("x", 100) + `"}}`,
 		`{"users":["42"],"notification":{"type":"t","title":"` + strings.Repeat("é", 200) + `"}}`,
 	} {

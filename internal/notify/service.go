@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -116,7 +115,7 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 			return nil
 		}
 	}
-	data, err := json.Marshal(answer)
+	data, err := EncodeJSON(answer)
 	if err != nil {
 		return Wrap(EINTERNAL, err, "marshal answer")
 	}
@@ -154,7 +153,7 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 		ID: id, Type: req.Notification.Type, Title: req.Notification.Title,
 		Body: req.Notification.Body, Data: req.Notification.Data, CreatedAt: Timestamp{now},
 	}
-	payload, err := json.Marshal(n)
+	payload, err := EncodeJSON(n)
 	if err != nil {
 		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification")
 	}

@@ -87,7 +87,9 @@ func (s *Service) sync(ctx context.Context, connectionID string, req SyncRequest
 // MaxFrameBytes: the newest when resuming (more then says they follow), the
 // oldest for a plain sync, which keeps the newest that fit.
 func fitFrame(frame *SyncedFrame, page []StoredNotification, keepNewest bool) {
-	const envelope = 256 // the frame's other fields, generously
+	// The frame's other fields, generously: with a 64-character ref of
+	// escaped characters they stay under 512 bytes.
+	const envelope = 512
 	size := envelope
 	from, to := 0, len(page)
 	if keepNewest {
@@ -134,11 +136,11 @@ func (s *Service) read(ctx context.Context, sender Sender, connectionID string, 
 	}
 	// Every tab of the user updates its badge; only the asking socket gets
 	// the ref back.
-	others, err := json.Marshal(ReadFrame{Type: "read", IDs: ids, Unread: unread})
+	others, err := EncodeJSON(ReadFrame{Type: "read", IDs: ids, Unread: unread})
 	if err != nil {
 		return Wrap(EINTERNAL, err, "marshal read frame")
 	}
-	own, err := json.Marshal(ReadFrame{Type: "read", IDs: ids, Unread: unread, Ref: ref})
+	own, err := EncodeJSON(ReadFrame{Type: "read", IDs: ids, Unread: unread, Ref: ref})
 	if err != nil {
 		return Wrap(EINTERNAL, err, "marshal read frame")
 	}
