@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,6 +162,12 @@ func (s *stack) start() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := localstack.Start(ctx, opts)
+	// A restart takes the old port back; should another listener hold it
+	// for a moment (tests in other packages bind free ports too), try again.
+	for try := 0; err != nil && s.addr != "" && errors.Is(err, syscall.EADDRINUSE) && try < 20; try++ {
+		time.Sleep(250 * time.Millisecond)
+		st, err = localstack.Start(ctx, opts)
+	}
 	if err != nil {
 		s.t.Fatalf("starting the local stack: %v", err)
 	}

@@ -27,7 +27,7 @@ import (
 
 // Defaults applied by New to zero Options fields.
 const (
-	DefaultConcurrency = 32
+	DefaultConcurrency = notify.DefaultConcurrency
 	DefaultMaxAttempts = 5
 	// DefaultMaxBackoff caps one retry delay. Throttling retries start from a
 	// 1 s base in the SDK (delay = rand[0,1) * min(1s * 2^i, MaxBackoff)), so

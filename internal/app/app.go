@@ -66,21 +66,21 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		}); err != nil {
 			return nil, err
 		}
-		if h.Service, err = newService(ctx, cfg, deps, nil, false); err != nil {
+		if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
 			return nil, err
 		}
 		return lambda.NewHandler(h.Connect), nil
 	case DisconnectFunction:
-		if h.Service, err = newService(ctx, cfg, deps, nil, false); err != nil {
+		if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
 			return nil, err
 		}
 		return lambda.NewHandler(h.Disconnect), nil
 	case DefaultFunction:
 		senders := &senderCache{}
-		if h.Service, err = newService(ctx, cfg, deps, nil, true); err != nil {
+		if h.Service, err = newService(ctx, cfg, &deps, nil, true); err != nil {
 			return nil, err
 		}
-		awsCfg, err := awsConfig(ctx, deps)
+		awsCfg, err := deps.awsConfig(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -102,12 +102,12 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		if err != nil {
 			return nil, err
 		}
-		awsCfg, err := awsConfig(ctx, deps)
+		awsCfg, err := deps.awsConfig(ctx)
 		if err != nil {
 			return nil, err
 		}
 		sender := apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: concurrency})
-		if h.Service, err = newService(ctx, cfg, deps, sender, true); err != nil {
+		if h.Service, err = newService(ctx, cfg, &deps, sender, true); err != nil {
 			return nil, err
 		}
 		h.Service.Concurrency = concurrency
@@ -139,12 +139,12 @@ func Main(function string) {
 // newService builds the service with the stores a function uses: every
 // function the connections, DefaultFunction and PublishFunction (withInbox)
 // also the inbox.
-func newService(ctx context.Context, cfg envConfig, deps Deps, sender notify.Sender, withInbox bool) (*notify.Service, error) {
+func newService(ctx context.Context, cfg envConfig, deps *Deps, sender notify.Sender, withInbox bool) (*notify.Service, error) {
 	svc := &notify.Service{Connections: deps.Connections, Inbox: deps.Inbox, Sender: sender}
 	var client *dynamodb.Client
 	dynamoClient := func() (*dynamodb.Client, error) {
 		if client == nil {
-			awsCfg, err := awsConfig(ctx, deps)
+			awsCfg, err := deps.awsConfig(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -186,15 +186,17 @@ func newService(ctx context.Context, cfg envConfig, deps Deps, sender notify.Sen
 	return svc, nil
 }
 
-func awsConfig(ctx context.Context, deps Deps) (aws.Config, error) {
-	if deps.AWSConfig != nil {
-		return *deps.AWSConfig, nil
+// awsConfig returns deps.AWSConfig, loading it (once) with
+// config.LoadDefaultConfig when it is not given.
+func (deps *Deps) awsConfig(ctx context.Context) (aws.Config, error) {
+	if deps.AWSConfig == nil {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+		}
+		deps.AWSConfig = &cfg
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	return cfg, nil
+	return *deps.AWSConfig, nil
 }
 
 // envConfig is one function's environment.

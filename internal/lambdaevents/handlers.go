@@ -5,7 +5,6 @@ package lambdaevents
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -81,14 +80,10 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 // Management API (no route responses), and the socket stays open.
 func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	ctx, log := h.requestLogger(ctx, req.RequestContext)
-	body := []byte(req.Body)
-	if req.IsBase64Encoded {
-		if decoded, err := base64.StdEncoding.DecodeString(req.Body); err == nil {
-			body = decoded
-		}
-	}
+	// A binary message arrives base64-encoded; it is refused whatever it
+	// holds, so it is not decoded.
 	sender := h.SenderFor(req.RequestContext)
-	if err := h.Service.HandleMessage(ctx, sender, req.RequestContext.ConnectionID, body, req.IsBase64Encoded); err != nil {
+	if err := h.Service.HandleMessage(ctx, sender, req.RequestContext.ConnectionID, []byte(req.Body), req.IsBase64Encoded); err != nil {
 		log.Warn("answer not delivered", "code", notify.ErrorCode(err), "error", err.Error())
 	}
 	return response(http.StatusOK, ""), nil

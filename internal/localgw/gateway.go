@@ -136,6 +136,15 @@ func New(cfg Config) (*Gateway, error) {
 				return nil, fmt.Errorf("localgw: route selection expression %q: empty field name", expr)
 			}
 		}
+		// With only the $ routes every message goes to $default: skip
+		// decoding each one to find a key no route can have.
+		custom := false
+		for key := range cfg.Routes {
+			custom = custom || !strings.HasPrefix(key, "$")
+		}
+		if !custom {
+			g.selectKey = nil
+		}
 	}
 
 	// Handlers built by lambda.NewHandler are pointers: one gate per handler value, so that two

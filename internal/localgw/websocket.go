@@ -92,7 +92,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		ev := g.connectEvent(c, r, now)
 		inv, err := g.invoke(context.WithoutCancel(r.Context()), name, mustJSON(ev))
 		if err != nil || inv.fnErr != nil {
-			log.Warn("$connect failed", "route", "$connect", "error", err)
+			log.Warn("$connect failed", "route", "$connect", "error", invokeFailure(err, inv))
 			writeAWSError(w, http.StatusInternalServerError, "", "Internal server error")
 			return
 		}
@@ -298,6 +298,7 @@ func (g *Gateway) checkIdle(c *connection) {
 		g.closeConn(c, closeGoingAway, "Going away")
 		return
 	}
+	// The re-armed timer returns at once once the connection is closed.
 	time.AfterFunc(g.cfg.IdleTimeout-idleFor, func() { g.checkIdle(c) })
 }
 
@@ -327,9 +328,18 @@ func (g *Gateway) dispatch(c *connection, typ websocket.MessageType, data []byte
 	}
 	inv, err := g.invoke(context.Background(), name, mustJSON(ev))
 	if err != nil || inv.fnErr != nil {
-		g.log.Warn("integration failed", "connectionId", c.id, "route", routeKey, "error", err)
+		g.log.Warn("integration failed", "connectionId", c.id, "route", routeKey, "error", invokeFailure(err, inv))
 		g.sendGatewayMessage(c, "Internal server error", ev.RequestContext.RequestID)
 	}
+}
+
+// invokeFailure describes a failed invocation for the log: the gateway's
+// error, or the function's errorType and errorMessage.
+func invokeFailure(err error, inv invocation) string {
+	if err != nil {
+		return err.Error()
+	}
+	return inv.fnErr.Type + ": " + inv.fnErr.Message
 }
 
 // selectRoute evaluates $request.body.PATH on a JSON text message. ok is false when the message

@@ -101,10 +101,6 @@ func decodeNotificationInput(raw json.RawMessage) (NotificationInput, error) {
 	if err != nil {
 		return n, err
 	}
-	// Cheap early refusal of a huge payload; the exact check is below.
-	if len(raw) > 4*MaxNotificationBytes+16*1024 {
-		return n, invalidf("notification: %d bytes as JSON, at most %d allowed", len(raw), MaxNotificationBytes)
-	}
 	for _, key := range slices.Sorted(maps.Keys(fields)) {
 		value := fields[key]
 		switch key {

@@ -90,9 +90,12 @@ func (s *Service) Disconnect(ctx context.Context, id string) error {
 // open. The error returned is only a failure to answer.
 func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID string, body []byte, binary bool) error {
 	var answer any
-	frame, err := DecodeClientFrame(body)
+	var frame ClientFrame
+	var err error
 	if binary {
-		frame, err = ClientFrame{}, invalidf("binary frames are not accepted: send JSON text")
+		err = invalidf("binary frames are not accepted: send JSON text")
+	} else {
+		frame, err = DecodeClientFrame(body)
 	}
 	switch {
 	case err != nil:
@@ -137,17 +140,20 @@ func (s *Service) failedFrame(ctx context.Context, frame ClientFrame, err error)
 func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
 	// The id is minted immediately before the writes, so that ids and store
 	// order differ by as little as possible (sync's overlap covers the rest).
-	now := s.now()
-	id := NewID(now)
-	if req.IdempotencyKey != "" {
-		claim, err := s.claim(ctx, req.IdempotencyKey)
+	var now time.Time
+	var id string
+	if req.IdempotencyKey == "" {
+		now = s.now()
+		id = NewID(now)
+	} else {
+		claim, mintedAt, err := s.claim(ctx, req.IdempotencyKey)
 		if err != nil {
 			return PublishResult{}, err
 		}
 		if !claim.Claimed {
 			return PublishResult{ID: claim.ID, OfflineUsers: []string{}, Duplicate: true}, nil
 		}
-		now, id = s.now(), claim.ID
+		now, id = mintedAt, claim.ID
 	}
 	n := &Notification{
 		ID: id, Type: req.Notification.Type, Title: req.Notification.Title,
@@ -187,30 +193,33 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 	}, nil
 }
 
-// claim takes the idempotency key for a new id, or returns the committed
-// claim of an earlier publish. While an earlier publish with the key is
-// still storing (its claim is pending), it waits: answering "duplicate" then
-// would name a notification that may never exist if that store fails.
-func (s *Service) claim(ctx context.Context, key string) (IdempotencyClaim, error) {
+// claim takes the idempotency key for a new id, minted at the time it
+// returns, or returns the committed claim of an earlier publish. While an
+// earlier publish with the key is still storing (its claim is pending), it
+// waits, backing off: answering "duplicate" then would name a notification
+// that may never exist if that store fails.
+func (s *Service) claim(ctx context.Context, key string) (IdempotencyClaim, time.Time, error) {
 	lease := s.storeTimeout() + idempotencyLeaseMargin
 	deadline := s.now().Add(lease)
+	wait := idempotencyPoll
 	for {
 		now := s.now()
 		claim, err := s.Inbox.ClaimIdempotencyKey(ctx, key, NewID(now), now.Add(lease))
 		if err != nil {
-			return claim, Wrap(EINTERNAL, err, "checking the idempotency key failed")
+			return claim, now, Wrap(EINTERNAL, err, "checking the idempotency key failed")
 		}
 		if claim.Claimed || claim.Committed {
-			return claim, nil
+			return claim, now, nil
 		}
 		if now.After(deadline) {
-			return claim, Errorf(EINTERNAL, "a publish with idempotencyKey %q is still in progress; retry later", key)
+			return claim, now, Errorf(EINTERNAL, "a publish with idempotencyKey %q is still in progress; retry later", key)
 		}
 		select {
-		case <-time.After(idempotencyPoll):
+		case <-time.After(wait):
 		case <-ctx.Done():
-			return claim, Wrap(EINTERNAL, ctx.Err(), "waiting for a publish with the same idempotencyKey")
+			return claim, now, Wrap(EINTERNAL, ctx.Err(), "waiting for a publish with the same idempotencyKey")
 		}
+		wait = min(2*wait, idempotencyMaxPoll)
 	}
 }
 
@@ -220,6 +229,7 @@ func (s *Service) claim(ctx context.Context, key string) (IdempotencyClaim, erro
 const (
 	idempotencyLeaseMargin = 5 * time.Second
 	idempotencyPoll        = 50 * time.Millisecond
+	idempotencyMaxPoll     = time.Second
 )
 
 func (s *Service) storeTimeout() time.Duration {
@@ -309,6 +319,7 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (del
 		}()
 	}
 	seen := make(map[string]struct{})
+	handed := 0
 	walkErr := s.Connections.ForEachTarget(ctx, target, func(page []Connection) error {
 		for _, c := range page {
 			if _, dup := seen[c.ID]; dup {
@@ -322,6 +333,7 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (del
 			}
 			select {
 			case work <- c:
+				handed++
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -331,12 +343,19 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (del
 	close(work)
 	wg.Wait()
 	if walkErr != nil {
-		if !errors.As(walkErr, new(*Error)) {
-			walkErr = Wrap(EINTERNAL, walkErr, "find target connections")
+		// Once anything was sent, an error would tell the caller "nothing
+		// was sent, retry" and a retry would send twice. The notification
+		// is stored: whoever the walk did not reach gets it on sync.
+		if handed == 0 {
+			if !errors.As(walkErr, new(*Error)) {
+				walkErr = Wrap(EINTERNAL, walkErr, "find target connections")
+			}
+			return counts, walkErr
 		}
-		return counts, walkErr
+		LoggerFrom(ctx).Error("finding target connections failed part way; the others get it on sync",
+			"sent", handed, "error", walkErr.Error())
 	}
-	counts.connections = len(seen)
+	counts.connections = handed
 	counts.delivered, counts.gone, counts.failed = int(delivered.Load()), int(gone.Load()), int(failed.Load())
 	counts.offlineUsers = []string{}
 	for _, u := range uniqueStrings(target.Users) {

@@ -255,3 +255,38 @@ func TestNewIDIsOrderedWithinAMillisecond(t *testing.T) {
 		prev = id
 	}
 }
+
+// partlyFailingStore hands out its first page, then fails.
+type partlyFailingStore struct{ *memory.Store }
+
+func (p partlyFailingStore) ForEachTarget(ctx context.Context, t notify.Target, fn func([]notify.Connection) error) error {
+	first := true
+	err := p.Store.ForEachTarget(ctx, t, func(page []notify.Connection) error {
+		if first {
+			first = false
+			return fn(page[:1])
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// A walk that fails after something was sent must not answer "nothing was
+// sent" (a retry would send twice): it reports what it sent.
+func TestPublishWalkFailingPartWayReportsWhatWasSent(t *testing.T) {
+	store := memory.New()
+	sender := newRecordingSender()
+	s := &notify.Service{Connections: partlyFailingStore{store}, Inbox: store, Sender: sender}
+	connect(t, s, "a", "42", time.Now().Add(-time.Minute))
+	connect(t, s, "b", "42", time.Now().Add(-time.Minute))
+	res := publish(t, s, `{"users":["42"],"notification":{"type":"t"}}`)
+	if res.Connections != 1 || res.Delivered != 1 || len(res.OfflineUsers) != 0 {
+		t.Errorf("result %+v, want the one connection reached", res)
+	}
+	if sender.count("a")+sender.count("b") != 1 {
+		t.Errorf("sent %d frames, want 1", sender.count("a")+sender.count("b"))
+	}
+}

@@ -23,6 +23,7 @@ const (
 	Sub
 )
 
+// String names the kind, e.g. "Ref".
 func (k Kind) String() string {
 	switch k {
 	case Literal:
