@@ -14,51 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/workorders/notify/internal/notify"
 	"github.com/workorders/notify/internal/notify/inboxtest"
 	"github.com/workorders/notify/internal/testenv"
 )
-
-// call is one operation a client sent: its input and, when it succeeded,
-// its output.
-type call struct {
-	in, out any
-}
-
-// callLog records the operations of a client with their outputs.
-type callLog struct {
-	mu    sync.Mutex
-	calls []call
-}
-
-func (l *callLog) add(in, out any) {
-	l.mu.Lock()
-	l.calls = append(l.calls, call{in, out})
-	l.mu.Unlock()
-}
-
-func (l *callLog) reset() {
-	l.mu.Lock()
-	l.calls = nil
-	l.mu.Unlock()
-}
-
-func (l *callLog) snapshot() []call {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.calls)
-}
-
-// names returns the operation names, e.g. "Query", in order.
-func (l *callLog) names() []string {
-	var out []string
-	for _, c := range l.snapshot() {
-		out = append(out, strings.TrimSuffix(strings.TrimPrefix(fmt.Sprintf("%T", c.in), "*dynamodb."), "Input"))
-	}
-	return out
-}
 
 // queries returns the recorded Queries whose partition key value is pk
 // ("" = all of them).
@@ -100,19 +60,7 @@ type inboxFixture struct {
 
 func newInboxFixture(t testing.TB) *inboxFixture {
 	t.Helper()
-	endpoint := testenv.Dynalite(t)
-	cfg := testenv.AWSConfig(t, endpoint)
-	log := &callLog{}
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("recordCall",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					out, md, err := next.HandleInitialize(ctx, in)
-					log.add(in.Parameters, out.Result)
-					return out, md, err
-				}), middleware.Before)
-		})
-	})
+	client, log := recordingClient(t)
 	table := testenv.UniqueName("notifications")
 	if err := CreateNotificationsTable(context.Background(), client, table); err != nil {
 		t.Fatalf("CreateNotificationsTable: %v", err)

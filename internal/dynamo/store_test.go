@@ -20,43 +20,75 @@ import (
 	"github.com/workorders/notify/internal/testenv"
 )
 
-// recorder records the operations a client sends, by their input.
-type recorder struct {
-	mu  sync.Mutex
-	ops []any
+// callLog records the operations of a client, their inputs and outputs.
+type callLog struct {
+	mu    sync.Mutex
+	calls []call
 }
 
-func (r *recorder) add(in any) {
-	r.mu.Lock()
-	r.ops = append(r.ops, in)
-	r.mu.Unlock()
+// call is one operation a client sent: its input and, when it succeeded,
+// its output.
+type call struct{ in, out any }
+
+func (l *callLog) add(in, out any) {
+	l.mu.Lock()
+	l.calls = append(l.calls, call{in, out})
+	l.mu.Unlock()
 }
 
-func (r *recorder) reset() {
-	r.mu.Lock()
-	r.ops = nil
-	r.mu.Unlock()
+func (l *callLog) reset() {
+	l.mu.Lock()
+	l.calls = nil
+	l.mu.Unlock()
 }
 
-func (r *recorder) snapshot() []any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.ops)
+func (l *callLog) snapshot() []call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
 }
 
-// names returns the operation names recorded, e.g. "Query".
-func (r *recorder) names() []string {
-	var out []string
-	for _, op := range r.snapshot() {
-		out = append(out, strings.TrimSuffix(strings.TrimPrefix(fmt.Sprintf("%T", op), "*dynamodb."), "Input"))
+// inputs returns the recorded operations' inputs, in order.
+func (l *callLog) inputs() []any {
+	var out []any
+	for _, c := range l.snapshot() {
+		out = append(out, c.in)
 	}
 	return out
 }
 
+// names returns the operation names, e.g. "Query", in order.
+func (l *callLog) names() []string {
+	var out []string
+	for _, in := range l.inputs() {
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(fmt.Sprintf("%T", in), "*dynamodb."), "Input"))
+	}
+	return out
+}
+
+// recordingClient is a client of the shared dynalite that records every
+// operation it sends in log.
+func recordingClient(t testing.TB) (*dynamodb.Client, *callLog) {
+	t.Helper()
+	log := &callLog{}
+	cfg := testenv.AWSConfig(t, testenv.Dynalite(t))
+	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("recordCall",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleInitialize(ctx, in)
+					log.add(in.Parameters, out.Result)
+					return out, md, err
+				}), middleware.Before)
+		})
+	})
+	return client, log
+}
+
 // count returns how many operations of op's input type were recorded.
-func count[T any](r *recorder) int {
+func count[T any](r *callLog) int {
 	n := 0
-	for _, op := range r.snapshot() {
+	for _, op := range r.inputs() {
 		if _, ok := op.(T); ok {
 			n++
 		}
@@ -68,7 +100,7 @@ func count[T any](r *recorder) int {
 type fixture struct {
 	client *dynamodb.Client
 	table  string
-	rec    *recorder
+	rec    *callLog
 	store  *Store
 }
 
@@ -76,18 +108,7 @@ type fixture struct {
 // deletes it when t ends.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	endpoint := testenv.Dynalite(t)
-	cfg := testenv.AWSConfig(t, endpoint)
-	rec := &recorder{}
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("recordOperation",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					rec.add(in.Parameters)
-					return next.HandleInitialize(ctx, in)
-				}), middleware.Before)
-		})
-	})
+	client, rec := recordingClient(t)
 	table := testenv.UniqueName("connections")
 	if err := CreateConnectionsTable(context.Background(), client, table); err != nil {
 		t.Fatalf("CreateConnectionsTable: %v", err)
@@ -211,7 +232,7 @@ func TestItemLayout(t *testing.T) {
 		c.ConnectedAt.UnixMilli() != 1764064800123 || c.ExpiresAt.Unix() != 1764072000 {
 		t.Errorf("GetConnection = %+v", c)
 	}
-	for _, op := range f.rec.snapshot() {
+	for _, op := range f.rec.inputs() {
 		if in, ok := op.(*dynamodb.GetItemInput); ok && !aws.ToBool(in.ConsistentRead) {
 			t.Error("GetConnection does not read consistently")
 		}
@@ -230,7 +251,7 @@ func TestBatchWritesInChunksOf25(t *testing.T) {
 		t.Fatalf("SaveConnection: %v", err)
 	}
 	var sizes []int
-	for _, op := range f.rec.snapshot() {
+	for _, op := range f.rec.inputs() {
 		if in, ok := op.(*dynamodb.BatchWriteItemInput); ok {
 			sizes = append(sizes, len(in.RequestItems[f.table]))
 		}
@@ -288,7 +309,7 @@ func TestFanOutOperations(t *testing.T) {
 			t.Errorf("ids = %q, want %q", ids, want)
 		}
 		var pks []string
-		for _, op := range f.rec.snapshot() {
+		for _, op := range f.rec.inputs() {
 			in, ok := op.(*dynamodb.QueryInput)
 			if !ok {
 				t.Errorf("unexpected operation %T", op)
@@ -312,7 +333,7 @@ func TestFanOutOperations(t *testing.T) {
 			t.Errorf("ids = %q, want each connection once: %q", ids, want)
 		}
 		var segments []int32
-		for _, op := range f.rec.snapshot() {
+		for _, op := range f.rec.inputs() {
 			in, ok := op.(*dynamodb.ScanInput)
 			if !ok {
 				t.Errorf("unexpected operation %T in a broadcast", op)
@@ -330,7 +351,7 @@ func TestFanOutOperations(t *testing.T) {
 	})
 
 	t.Run("NoTarget", func(t *testing.T) {
-		if ids := walk(notify.Target{}); len(ids) != 0 || len(f.rec.snapshot()) != 0 {
+		if ids := walk(notify.Target{}); len(ids) != 0 || len(f.rec.inputs()) != 0 {
 			t.Errorf("empty target: ids %q, operations %q", ids, f.rec.names())
 		}
 	})
@@ -397,10 +418,10 @@ func TestPaginationOverOneMegabyte(t *testing.T) {
 					t.Errorf("%s seen %d times", id, k)
 				}
 			}
-			if ops := len(f.rec.snapshot()); ops < tc.minOps {
+			if ops := len(f.rec.inputs()); ops < tc.minOps {
 				t.Errorf("%d requests, want at least %d (pagination)", ops, tc.minOps)
 			}
-			t.Logf("%d pages in %d requests", pages, len(f.rec.snapshot()))
+			t.Logf("%d pages in %d requests", pages, len(f.rec.inputs()))
 		})
 	}
 }
@@ -434,7 +455,7 @@ func TestDeleteGoneConnectionCondition(t *testing.T) {
 	if err != nil || !removed {
 		t.Fatalf("DeleteGoneConnection(1 ms after) = %v, %v; want true, nil", removed, err)
 	}
-	ops := f.rec.snapshot()
+	ops := f.rec.inputs()
 	del, ok := ops[0].(*dynamodb.DeleteItemInput)
 	if !ok || aws.ToString(del.ConditionExpression) == "" || del.ReturnValues != types.ReturnValueAllOld {
 		t.Errorf("first operation %+v, want a conditional DeleteItem returning ALL_OLD", ops[0])
