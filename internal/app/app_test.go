@@ -333,3 +333,20 @@ func TestMissingConfigurationNamesTheVariable(t *testing.T) {
 		t.Error("an unknown function was built")
 	}
 }
+
+// A binary message reaches DefaultFunction base64-encoded; it is answered
+// with a bad_request frame through the Management API, and nothing else.
+func TestDefaultRefusesBinaryMessages(t *testing.T) {
+	h := newHarness(t)
+	var ev events.APIGatewayWebsocketProxyRequest
+	readJSON(t, "default.json", &ev)
+	ev.Body, ev.IsBase64Encoded = "eyJhY3Rpb24iOiJwaW5nIn0=", true // {"action":"ping"}
+	payload, _ := json.Marshal(ev)
+	if got := invokeStatus(t, h.handler(t, app.DefaultFunction, nil), payload); got != http.StatusOK {
+		t.Fatalf("status %d", got)
+	}
+	f := h.mgmt.frames(sampleConnection)
+	if len(f) != 1 || !strings.Contains(f[0], `"code":"bad_request"`) || !strings.Contains(f[0], "binary") {
+		t.Errorf("answer %q, want one bad_request frame about binary frames", f)
+	}
+}
