@@ -61,14 +61,7 @@ type inboxFixture struct {
 func newInboxFixture(t testing.TB) *inboxFixture {
 	t.Helper()
 	client, log := recordingClient(t)
-	table := testenv.UniqueName("notifications")
-	if err := CreateNotificationsTable(context.Background(), client, table); err != nil {
-		t.Fatalf("CreateNotificationsTable: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	log.reset()
+	table := freshTable(t, client, log, "notifications", CreateNotificationsTable)
 	return &inboxFixture{client: client, table: table, log: log, inbox: NewInbox(client, table)}
 }
 

@@ -109,15 +109,24 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	client, rec := recordingClient(t)
-	table := testenv.UniqueName("connections")
-	if err := CreateConnectionsTable(context.Background(), client, table); err != nil {
-		t.Fatalf("CreateConnectionsTable: %v", err)
+	table := freshTable(t, client, rec, "connections", CreateConnectionsTable)
+	return &fixture{client: client, table: table, rec: rec, store: New(client, table)}
+}
+
+// freshTable creates a table with create under a unique name, drops it when
+// t ends, and clears log of the creation's calls.
+func freshTable(t testing.TB, client *dynamodb.Client, log *callLog, prefix string,
+	create func(context.Context, *dynamodb.Client, string) error) string {
+	t.Helper()
+	table := testenv.UniqueName(prefix)
+	if err := create(context.Background(), client, table); err != nil {
+		t.Fatalf("creating table %s: %v", table, err)
 	}
 	t.Cleanup(func() {
 		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 	})
-	rec.reset()
-	return &fixture{client: client, table: table, rec: rec, store: New(client, table)}
+	log.reset()
+	return table
 }
 
 // rawItems returns every item of the table, keyed by "pk|sk".

@@ -175,7 +175,7 @@ func fanOutScenarios(w io.Writer, c config, root, notifyBin string) error {
 		return fail(err)
 	}
 	logf("scenario 1: one user, one connection, %d publishes in sequence", c.seq)
-	s1, err := r.sequential("1. one user, 1 connection, 1,000 publishes in sequence", `"users":["solo"],`, c.seq, c.runs)
+	s1, err := r.sequential(fmt.Sprintf("1. one user, 1 connection, %s publishes in sequence", thousands(float64(c.seq))), `"users":["solo"],`, c.seq, c.runs)
 	if err != nil {
 		return fail(err)
 	}
@@ -263,7 +263,7 @@ func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
 		last := s.last.format("%.1f")
 		inv := s.invoke.format("%.1f")
 		if strings.HasPrefix(s.name, "1.") {
-			last = s.last.format("%.0f") + " (all 1,000)"
+			last = s.last.format("%.0f") + " (all " + thousands(float64(c.seq)) + ")"
 			inv = s.invoke.format("%.2f") + " each"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.rate.rate(), last,

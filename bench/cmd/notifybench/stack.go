@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/workorders/notify/internal/notify"
 )
 
 // awsEnv is the environment of every process the benchmark starts: static
@@ -130,17 +132,6 @@ func (s *stack) kill() {
 	<-s.exited
 }
 
-// publishResult is PublishFunction's answer.
-type publishResult struct {
-	ID           string   `json:"id"`
-	Connections  int      `json:"connections"`
-	Delivered    int      `json:"delivered"`
-	Gone         int      `json:"gone"`
-	Failed       int      `json:"failed"`
-	OfflineUsers []string `json:"offlineUsers"`
-	Duplicate    bool     `json:"duplicate"`
-}
-
 // invoker calls PublishFunction through the Lambda Invoke API of a stack,
 // as another service would (synchronous lambda:Invoke).
 type invoker struct {
@@ -157,27 +148,27 @@ func newInvoker(base string) *invoker {
 	}
 }
 
-func (iv *invoker) publish(ctx context.Context, body []byte) (publishResult, error) {
+func (iv *invoker) publish(ctx context.Context, body []byte) (notify.PublishResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, iv.url, bytes.NewReader(body))
 	if err != nil {
-		return publishResult{}, err
+		return notify.PublishResult{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := iv.client.Do(req)
 	if err != nil {
-		return publishResult{}, err
+		return notify.PublishResult{}, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return publishResult{}, err
+		return notify.PublishResult{}, err
 	}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
-		return publishResult{}, fmt.Errorf("invoke: HTTP %d %s: %s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), out)
+		return notify.PublishResult{}, fmt.Errorf("invoke: HTTP %d %s: %s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), out)
 	}
-	var res publishResult
+	var res notify.PublishResult
 	if err := json.Unmarshal(out, &res); err != nil {
-		return publishResult{}, fmt.Errorf("invoke: %v: %s", err, out)
+		return notify.PublishResult{}, fmt.Errorf("invoke: %v: %s", err, out)
 	}
 	return res, nil
 }
