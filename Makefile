@@ -52,6 +52,9 @@ test vet run bench: export AWS_SESSION_TOKEN :=
 test vet run bench: export AWS_REGION := us-east-1
 
 # tools/ pins dynalite, the DynamoDB the store tests run against.
+# go test also lints template.yaml with cfn-lint (internal/samtemplate's
+# TestCfnLint, for AWS_REGION): skipped where cfn-lint is not installed,
+# except under CI=true, where that fails.
 test:
 	npm ci --prefix tools --no-audit --no-fund
 	$(GO) vet ./...

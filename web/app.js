@@ -80,6 +80,11 @@ client.on("status", (s) => {
   render();
 });
 client.on("gap", () => ($("#gap").hidden = false));
+client.on("disconnected", ({ code, reason }) => {
+  // "revoked": signed out elsewhere; the client reconnects with a fresh token by itself.
+  if (code === "revoked") toastText("Signed out by the server", reason || "Reconnecting with a fresh token…");
+  if (code === "too_many_connections") $("#displaced").hidden = false; // the client stops: "Offline"
+});
 client.on("error", (err) => console.warn("notify:", err.message));
 client.connect();
 window.notifyClient = client; // for the console (and curious developers)

@@ -4,8 +4,10 @@
 // http://ADDR/. Everything is embedded in the binary; there is no build step.
 //
 // The demo page gets its token from GET /dev/token, which mints development
-// tokens with the local stack's secret. Handler is for the local stack only:
-// never serve it from a deploy.
+// tokens with the local stack's secret, and only while that secret is the
+// development default (CONTRACT.md §7): with a secret of the environment's,
+// the mint func returns ErrDisabled and /dev/token answers 404. Handler is
+// for the local stack only: never serve it from a deploy.
 package web
 
 import (
@@ -30,10 +32,17 @@ func Assets() fs.FS { return files }
 // the page retries rather than giving up.
 var ErrNotReady = errors.New("not ready to mint tokens yet")
 
+// ErrDisabled is what a mint func returns (or wraps) when it must not mint
+// at all, e.g. when the local stack verifies tokens with a secret other than
+// the development default: /dev/token then answers 404, as if it did not
+// exist (the demo page's client then stops, "unauthorized").
+var ErrDisabled = errors.New("development tokens are disabled")
+
 // Handler serves the demo page (index.html, app.js, style.css), the client
 // (notify.js, notify.d.ts) and GET /dev/token?sub=demo&groups=a,b, which
 // answers {"token":"..."} minted by mint: 400 with {"error":"..."} when mint
-// refuses, 503 when it returns ErrNotReady. A nil mint answers 404 there.
+// refuses, 503 when it returns ErrNotReady, 404 when it returns ErrDisabled.
+// A nil mint answers 404 there.
 func Handler(mint func(sub string, groups []string) (string, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /dev/token", func(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +62,10 @@ func Handler(mint func(sub string, groups []string) (string, error)) http.Handle
 			}
 		}
 		token, err := mint(sub, groups)
+		if errors.Is(err, ErrDisabled) {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		if err != nil {

@@ -81,3 +81,41 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+// /dev/token answers only while the mint func mints: one that returns
+// ErrDisabled (the local stack with a secret other than the development
+// default) makes it answer 404, as if it did not exist, while the page and
+// the client are still served.
+func TestDevTokenDisabled(t *testing.T) {
+	for name, tc := range map[string]struct {
+		devSecret bool
+		want      int
+	}{
+		"development secret": {true, http.StatusOK},
+		"another secret":     {false, http.StatusNotFound},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := web.Handler(func(sub string, groups []string) (string, error) {
+				if !tc.devSecret {
+					return "", fmt.Errorf("JWT_SECRET is not the development default: %w", web.ErrDisabled)
+				}
+				return "tok-" + sub, nil
+			})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dev/token?sub=demo", nil))
+			if rec.Code != tc.want {
+				t.Fatalf("GET /dev/token: %d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+			if tc.want == http.StatusNotFound && (strings.Contains(rec.Body.String(), "tok-") || strings.Contains(rec.Body.String(), "JWT_SECRET")) {
+				t.Errorf("404 body %q says more than not found", rec.Body)
+			}
+			for _, path := range []string{"/", "/notify.js", "/app.js"} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				if rec.Code != http.StatusOK {
+					t.Errorf("GET %s: %d, want 200", path, rec.Code)
+				}
+			}
+		})
+	}
+}

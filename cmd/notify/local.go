@@ -68,12 +68,18 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 
 		// The demo page (web/) and its development tokens, minted by the
-		// stack once it runs.
+		// stack once it runs, and only while it verifies with the
+		// development default secret (CONTRACT.md §7): with the
+		// environment's own JWT_SECRET, or a JWKS URL alone, /dev/token
+		// answers 404.
 		var running atomic.Pointer[localstack.Stack]
 		opts.Static = web.Handler(func(sub string, groups []string) (string, error) {
 			s := running.Load()
 			if s == nil {
 				return "", fmt.Errorf("the local stack is still starting: %w", web.ErrNotReady)
+			}
+			if !s.DevSecretInUse() {
+				return "", fmt.Errorf("JWT_SECRET is not the development default: %w", web.ErrDisabled)
 			}
 			return s.DevToken(sub, groups, tokenTTL)
 		})

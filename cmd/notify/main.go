@@ -4,6 +4,7 @@
 //	notify token     print a token signed with JWT_SECRET
 //	notify publish   invoke PublishFunction (locally, or on AWS)
 //	notify listen    connect to the WebSocket API and print every frame
+//	notify disconnect  close users' sockets and refuse their older tokens
 //
 // `notify help COMMAND` lists a command's flags. Flags are spelled --name
 // (or -name); errors name the flag or value at fault. Exit status: 0 on
@@ -35,6 +36,7 @@ var commands = []command{
 	{"token", "print a development token signed with JWT_SECRET", tokenFlags},
 	{"publish", "publish a notification by invoking PublishFunction", publishFlags},
 	{"listen", "connect to the WebSocket API and print each frame", listenFlags},
+	{"disconnect", "sign users out: close their sockets and refuse their older tokens", disconnectFlags},
 }
 
 // errUsage marks an error the command's usage explains; it exits 2.

@@ -132,7 +132,7 @@ func TestHelpAndToken(t *testing.T) {
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(strings.TrimSpace(token), claims, func(*jwt.Token) (any, error) {
-		return []byte("local-dev-secret"), nil
+		return []byte("local-development-secret-do-not-deploy"), nil
 	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
 	if err != nil {
 		t.Fatalf("token %q: %v", token, err)
@@ -330,5 +330,49 @@ func TestLocalPublishListen(t *testing.T) {
 	// The socket was closed cleanly, as API Gateway closes on shutdown.
 	if _, _, err := conn.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("after SIGINT: %v, want a 1001 close", err)
+	}
+}
+
+func TestDisconnectCommand(t *testing.T) {
+	bin := buildNotify(t)
+	local := start(t, bin, "local", "--addr", "127.0.0.1:0")
+	wsURL := local.line(t)
+	endpoint := "http://" + strings.TrimSuffix(strings.TrimPrefix(wsURL, "ws://"), "/")
+	token, _, _ := notify(t, bin, "token", "--sub", "42")
+	token = strings.TrimSpace(token)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, wsURL+"?token="+token, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	// A token issued in the revocation's own second stays valid (CONTRACT
+	// §2): let the clock move past the token's iat first.
+	time.Sleep(1100 * time.Millisecond)
+
+	out, errOut, code := notify(t, bin, "disconnect", "--endpoint-url", endpoint, "--user", "42", "--reason", "signed out")
+	if code != 0 {
+		t.Fatalf("notify disconnect: exit %d: %s", code, errOut)
+	}
+	if got := strings.TrimSpace(out); got != `{"connections":1,"disconnected":1,"gone":0,"failed":0}` {
+		t.Errorf("disconnect printed %s", got)
+	}
+	_, data, err := conn.Read(ctx)
+	if err != nil || string(data) != `{"type":"disconnected","code":"revoked","reason":"signed out"}` {
+		t.Errorf("frame %s, %v; want the revoked disconnected frame", data, err)
+	}
+	if _, _, err := conn.Read(ctx); websocket.CloseStatus(err) == -1 {
+		t.Errorf("after the disconnected frame: %v, want the socket closed", err)
+	}
+	// The token is older than the revocation: refused.
+	if _, resp, err := websocket.Dial(ctx, wsURL+"?token="+token, nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("old token after disconnect: %v, want 401", err)
+	}
+	if _, errOut, code := notify(t, bin, "disconnect", "--endpoint-url", endpoint); code != 2 || !strings.Contains(errOut, "--user") {
+		t.Errorf("disconnect without target: exit %d, %s", code, errOut)
+	}
+	if code := local.interrupt(t); code != 0 {
+		t.Errorf("local exited %d on SIGINT: %s", code, local.stderr)
 	}
 }

@@ -96,32 +96,38 @@ func publishFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		if err != nil {
 			return err
 		}
-		client, err := lambdaClient(ctx, endpointURL, env)
-		if err != nil {
-			return err
-		}
-		in := &lambda.InvokeInput{FunctionName: aws.String(functionName), Payload: payload}
-		if async {
-			in.InvocationType = types.InvocationTypeEvent
-		}
-		out, err := client.Invoke(ctx, in)
-		if err != nil {
-			return fmt.Errorf("invoking %s: %w", functionName, err)
-		}
-		if async {
-			fmt.Fprintf(stderr, "accepted (%d)\n", out.StatusCode)
-			return nil
-		}
-		if out.FunctionError != nil {
-			var fe functionError
-			if err := json.Unmarshal(out.Payload, &fe); err != nil || fe.ErrorType == "" && fe.ErrorMessage == "" {
-				return fmt.Errorf("function error %s: %s", aws.ToString(out.FunctionError), bytes.TrimSpace(out.Payload))
-			}
-			return fe
-		}
-		fmt.Fprintln(stdout, string(bytes.TrimSpace(out.Payload)))
+		return invokeAndPrint(ctx, env, endpointURL, functionName, payload, async, stdout, stderr)
+	}
+}
+
+// invokeAndPrint invokes the function with payload and prints its answer,
+// or returns its function error.
+func invokeAndPrint(ctx context.Context, env func(string) string, endpointURL, functionName string, payload []byte, async bool, stdout, stderr io.Writer) error {
+	client, err := lambdaClient(ctx, endpointURL, env)
+	if err != nil {
+		return err
+	}
+	in := &lambda.InvokeInput{FunctionName: aws.String(functionName), Payload: payload}
+	if async {
+		in.InvocationType = types.InvocationTypeEvent
+	}
+	out, err := client.Invoke(ctx, in)
+	if err != nil {
+		return fmt.Errorf("invoking %s: %w", functionName, err)
+	}
+	if async {
+		fmt.Fprintf(stderr, "accepted (%d)\n", out.StatusCode)
 		return nil
 	}
+	if out.FunctionError != nil {
+		var fe functionError
+		if err := json.Unmarshal(out.Payload, &fe); err != nil || fe.ErrorType == "" && fe.ErrorMessage == "" {
+			return fmt.Errorf("function error %s: %s", aws.ToString(out.FunctionError), bytes.TrimSpace(out.Payload))
+		}
+		return fe
+	}
+	fmt.Fprintln(stdout, string(bytes.TrimSpace(out.Payload)))
+	return nil
 }
 
 // lambdaClient is the SDK's Lambda client for endpoint: on a loopback

@@ -210,9 +210,9 @@ func (s *Sender) Send(ctx context.Context, connectionID string, data []byte) err
 	return mapError("post to", connectionID, err)
 }
 
-// Delete closes the connection (DeleteConnection). A gone connection gives
-// an EGONE error.
-func (s *Sender) Delete(ctx context.Context, connectionID string) error {
+// Close closes the connection (DeleteConnection); the gateway then runs its
+// $disconnect. A gone connection gives an EGONE error.
+func (s *Sender) Close(ctx context.Context, connectionID string) error {
 	_, err := s.client.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
 		ConnectionId: aws.String(connectionID),
 	})

@@ -488,7 +488,7 @@ func TestGet(t *testing.T) {
 	}
 }
 
-func TestDelete(t *testing.T) {
+func TestClose(t *testing.T) {
 	var methods sync.Map
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		methods.Store(r.Method, true)
@@ -503,10 +503,10 @@ func TestDelete(t *testing.T) {
 		writeError(w, 410, "GoneException")
 	})
 	s := apigw.New(StaticConfig(), fast(srv.URL+"/prod"))
-	if err := s.Delete(context.Background(), "live"); err != nil {
+	if err := s.Close(context.Background(), "live"); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Delete(context.Background(), "gone")
+	err := s.Close(context.Background(), "gone")
 	if notify.ErrorCode(err) != notify.EGONE || !errors.Is(err, notify.ErrGone) {
 		t.Errorf("gone: %v", err)
 	}

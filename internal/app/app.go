@@ -69,6 +69,12 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
 			return nil, err
 		}
+		if h.Service.MaxConnectionsPerUser, err = cfg.positiveInt(EnvMaxConnectionsPerUser, notify.DefaultMaxConnectionsPerUser); err != nil {
+			return nil, err
+		}
+		if h.SenderFor, err = eventSenders(ctx, cfg, &deps); err != nil {
+			return nil, err
+		}
 		return lambda.NewHandler(h.Connect), nil
 	case DisconnectFunction:
 		if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
@@ -76,21 +82,11 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		}
 		return lambda.NewHandler(h.Disconnect), nil
 	case DefaultFunction:
-		senders := &senderCache{}
 		if h.Service, err = newService(ctx, cfg, &deps, nil, true); err != nil {
 			return nil, err
 		}
-		awsCfg, err := deps.awsConfig(ctx)
-		if err != nil {
+		if h.SenderFor, err = eventSenders(ctx, cfg, &deps); err != nil {
 			return nil, err
-		}
-		endpoint := cfg.get(EnvManagementEndpoint)
-		h.SenderFor = func(rc events.APIGatewayWebsocketProxyRequestContext) notify.Sender {
-			e := endpoint
-			if e == "" {
-				e = apigw.EndpointFor(rc.APIID, awsCfg.Region, rc.Stage)
-			}
-			return senders.get(awsCfg, e)
 		}
 		return lambda.NewHandler(h.Default), nil
 	case PublishFunction:
@@ -115,6 +111,25 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 	}
 	return nil, fmt.Errorf("unknown function %q (known: %s, %s, %s, %s)", function,
 		ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction)
+}
+
+// eventSenders returns the Management API sender for an event's API:
+// MANAGEMENT_API_ENDPOINT when set, else the endpoint built from the event's
+// API id, the region and its stage.
+func eventSenders(ctx context.Context, cfg envConfig, deps *Deps) (func(events.APIGatewayWebsocketProxyRequestContext) notify.Sender, error) {
+	awsCfg, err := deps.awsConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	senders := &senderCache{}
+	endpoint := cfg.get(EnvManagementEndpoint)
+	return func(rc events.APIGatewayWebsocketProxyRequestContext) notify.Sender {
+		e := endpoint
+		if e == "" {
+			e = apigw.EndpointFor(rc.APIID, awsCfg.Region, rc.Stage)
+		}
+		return senders.get(awsCfg, e)
+	}, nil
 }
 
 // Main is the whole of functions/<name>/main.go: it builds the function's

@@ -313,9 +313,9 @@ func TestMissingConfigurationNamesTheVariable(t *testing.T) {
 		env      map[string]string
 		want     string
 	}{
-		{app.ConnectFunction, map[string]string{app.EnvJWTSecret: "s", app.EnvConnectionsTable: "t"}, app.EnvAllowedOrigins},
+		{app.ConnectFunction, map[string]string{app.EnvJWTSecret: "a-secret-of-32-bytes-or-more-xxxx", app.EnvConnectionsTable: "t"}, app.EnvAllowedOrigins},
 		{app.ConnectFunction, map[string]string{app.EnvAllowedOrigins: "*", app.EnvConnectionsTable: "t"}, app.EnvJWTSecret},
-		{app.ConnectFunction, map[string]string{app.EnvAllowedOrigins: "*", app.EnvJWTSecret: "s"}, app.EnvConnectionsTable},
+		{app.ConnectFunction, map[string]string{app.EnvAllowedOrigins: "*", app.EnvJWTSecret: "a-secret-of-32-bytes-or-more-xxxx"}, app.EnvConnectionsTable},
 		{app.DisconnectFunction, map[string]string{}, app.EnvConnectionsTable},
 		{app.DefaultFunction, map[string]string{}, app.EnvConnectionsTable},
 		{app.DefaultFunction, map[string]string{app.EnvConnectionsTable: "t"}, app.EnvNotificationsTable},

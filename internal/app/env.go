@@ -14,10 +14,14 @@ const (
 	EnvNotificationsTable = "NOTIFICATIONS_TABLE"
 	// EnvManagementEndpoint is the API Gateway Management API endpoint,
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}. Required by
-	// PublishFunction; DefaultFunction builds it from its event when unset.
+	// PublishFunction; ConnectFunction and DefaultFunction build it from
+	// their event when unset.
 	EnvManagementEndpoint = "MANAGEMENT_API_ENDPOINT"
 	// EnvPublishConcurrency bounds the Management API calls in flight per publish.
 	EnvPublishConcurrency = "PUBLISH_CONCURRENCY"
+	// EnvMaxConnectionsPerUser caps a user's open connections; the oldest
+	// are closed when a new one would exceed it (CONTRACT.md §2).
+	EnvMaxConnectionsPerUser = "MAX_CONNECTIONS_PER_USER"
 )
 
 // Function logical IDs, as in template.yaml and CONTRACT.md §1.
@@ -33,7 +37,7 @@ const (
 var FunctionEnv = map[string][]string{
 	ConnectFunction: {
 		EnvJWTSecret, EnvJWTJWKSURL, EnvJWTIssuer, EnvJWTAudience, EnvJWTGroupsClaim,
-		EnvAllowedOrigins, EnvConnectionsTable,
+		EnvAllowedOrigins, EnvConnectionsTable, EnvManagementEndpoint, EnvMaxConnectionsPerUser,
 	},
 	DisconnectFunction: {EnvConnectionsTable},
 	DefaultFunction: {

@@ -11,9 +11,12 @@ import (
 )
 
 func ExampleVerifier_Verify() {
+	// JWT_SECRET: at least 32 bytes (HS256 needs a 256-bit key).
+	const secret = "local-development-secret-do-not-deploy"
+
 	// At cold start: nothing is fetched yet.
 	v, err := auth.NewVerifier(auth.Config{
-		Secret:      "local-dev-secret", // JWT_SECRET
+		Secret:      secret,
 		Issuer:      "https://login.example.com",
 		GroupsClaim: "groups",
 	})
@@ -27,7 +30,7 @@ func ExampleVerifier_Verify() {
 		"iss":    "https://login.example.com",
 		"exp":    time.Now().Add(time.Hour).Unix(),
 		"groups": []string{"team:plant-3", "role:dispatcher"},
-	}).SignedString([]byte("local-dev-secret"))
+	}).SignedString([]byte(secret))
 
 	// On $connect.
 	query := map[string]string{"token": token}

@@ -40,29 +40,35 @@ type publicKey struct {
 	key any    // *rsa.PublicKey or *ecdsa.PublicKey (P-256)
 }
 
-// keySet is the JWKS cache: keys by kid, fetched lazily, refetched when a
-// token names an unknown kid, at most once per interval, one fetch at a time.
+// keySet is the JWKS cache: keys by kid, fetched lazily, one fetch at a
+// time. The set is trusted for maxAge after the fetch that got it; then the
+// next verification that needs a key fetches it again first (keys removed
+// from the set stop verifying). Within maxAge, a token naming an unknown kid
+// causes a refetch at most once per interval (forged kids cannot force
+// fetches). A failed fetch is retried after at most failureBackoff.
 type keySet struct {
 	url      string
 	client   *http.Client
 	interval time.Duration
+	maxAge   time.Duration
 	now      func() time.Time
 
 	sem chan struct{} // holds one token while a fetch is being decided or run
 
 	mu          sync.Mutex
-	keys        map[string]publicKey
+	keys        map[string]publicKey // from the last successful fetch
+	fetchedAt   time.Time            // when keys were fetched
 	attempted   bool
 	lastAttempt time.Time
 	lastErr     error
 }
 
-func newKeySet(url string, client *http.Client, interval time.Duration, now func() time.Time) *keySet {
-	return &keySet{url: url, client: client, interval: interval, now: now, sem: make(chan struct{}, 1)}
+func newKeySet(url string, client *http.Client, interval, maxAge time.Duration, now func() time.Time) *keySet {
+	return &keySet{url: url, client: client, interval: interval, maxAge: maxAge, now: now, sem: make(chan struct{}, 1)}
 }
 
-// key returns the key for kid, usable with alg, fetching the set if kid is
-// not cached and the rate limit allows.
+// key returns the key for kid, usable with alg, fetching the set if it is
+// older than maxAge, or if kid is not in it and the rate limit allows.
 func (s *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 	if k, ok := s.cached(kid); ok {
 		return k.usable(kid, alg)
@@ -79,11 +85,18 @@ func (s *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 		return k.usable(kid, alg)
 	}
 	s.mu.Lock()
-	wait := s.interval
-	if s.lastErr != nil {
+	now := s.now()
+	wait := s.interval // kid unknown to a fresh set: rate-limited
+	switch {
+	case s.lastErr != nil:
+		// The last fetch failed: retry it sooner than interval, but not on
+		// every verification.
 		wait = min(wait, failureBackoff)
+	case !s.freshLocked(now):
+		// No set yet, or one too old to trust: fetch now.
+		wait = 0
 	}
-	recent := s.attempted && s.now().Sub(s.lastAttempt) < wait
+	recent := s.attempted && now.Sub(s.lastAttempt) < wait
 	lastErr := s.lastErr
 	s.mu.Unlock()
 	if recent {
@@ -97,8 +110,13 @@ func (s *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 	s.mu.Lock()
 	s.attempted, s.lastAttempt, s.lastErr = true, s.now(), err
 	if err == nil {
-		s.keys = keys
+		s.keys, s.fetchedAt = keys, s.lastAttempt
 	}
+	// On failure the previous keys are kept but, once older than maxAge,
+	// no longer used (cached and freshLocked): when the JWKS cannot be
+	// fetched again after maxAge, tokens are refused rather than verified
+	// with stale keys, which may have been removed from the set (revoked)
+	// in the meantime.
 	s.mu.Unlock()
 	if err != nil {
 		return nil, notify.Wrap(notify.EUNAUTHORIZED, err, "token signing keys unavailable")
@@ -109,11 +127,21 @@ func (s *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 	return nil, unauthorized("token key id " + quote(kid) + " not found in JWKS")
 }
 
+// cached returns the key for kid from a set fetched less than maxAge ago.
 func (s *keySet) cached(kid string) (publicKey, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.freshLocked(s.now()) {
+		return publicKey{}, false
+	}
 	k, ok := s.keys[kid]
 	return k, ok
+}
+
+// freshLocked says whether there is a set fetched less than maxAge before
+// now. s.mu must be held.
+func (s *keySet) freshLocked(now time.Time) bool {
+	return s.keys != nil && now.Sub(s.fetchedAt) < s.maxAge
 }
 
 // usable returns k's key if it may verify alg: RS256 needs an RSA key,

@@ -3,10 +3,13 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -23,15 +26,25 @@ const (
 	DefaultMinRefreshInterval = time.Minute
 	// MaxTokenLength bounds the tokens Verify will parse, in bytes.
 	MaxTokenLength = 16 << 10
+	// MinSecretLength is the shortest JWT_SECRET accepted, in bytes: HS256
+	// needs a key of at least 256 bits (RFC 7518 §3.2, CONTRACT.md §2).
+	MinSecretLength = 32
+	// JWKSMaxAge is how long keys fetched from JWT_JWKS_URL are trusted:
+	// after that the set is fetched again before a key of it verifies
+	// anything, so a key removed from the set stops verifying within this
+	// time (CONTRACT.md §2).
+	JWKSMaxAge = time.Hour
 )
 
 // Config configures a Verifier. Secret, JWKSURL or both must be set.
 type Config struct {
 	// Secret (JWT_SECRET) verifies HS256 tokens; HS256 is refused when empty.
+	// When set, it must be at least MinSecretLength bytes.
 	Secret string
 	// JWKSURL (JWT_JWKS_URL) is where the RS256/ES256 keys are published, e.g.
 	// https://cognito-idp.{region}.amazonaws.com/{poolId}/.well-known/jwks.json.
-	// RS256 and ES256 are refused when empty.
+	// RS256 and ES256 are refused when empty. It must be https://, or
+	// http:// for a loopback host only (localhost, 127.0.0.0/8, [::1]).
 	JWKSURL string
 	// Issuer (JWT_ISSUER), when set, must equal the token's iss.
 	Issuer string
@@ -41,8 +54,9 @@ type Config struct {
 	// GroupsClaim (JWT_GROUPS_CLAIM) names the claim that lists the user's
 	// groups; default "groups" ("cognito:groups" for Cognito).
 	GroupsClaim string
-	// HTTPClient fetches the JWKS; default http.DefaultClient. Each fetch is
-	// also bounded by a 5 s timeout.
+	// HTTPClient fetches the JWKS; default a client that follows redirects
+	// only to URLs JWKSURL itself could be (https, or http on loopback).
+	// Each fetch is also bounded by a 5 s timeout.
 	HTTPClient *http.Client
 	// MinRefreshInterval is the least time between two JWKS fetches caused by
 	// tokens whose kid is unknown, so forged kids cannot force fetches;
@@ -59,6 +73,12 @@ type Identity struct {
 	// Groups are the names in the groups claim, duplicates removed, in token
 	// order; each satisfies notify.ValidName. Empty, not nil, when none.
 	Groups []string
+	// IssuedAt is the token's iat, whole seconds; the zero time when the
+	// token has none (or iat is 0).
+	IssuedAt time.Time
+	// ExpiresAt is the token's exp, whole seconds (always present: exp is
+	// required). The token was accepted with Leeway past it.
+	ExpiresAt time.Time
 }
 
 // Verifier verifies JWTs as CONTRACT.md §2 says. It is safe for concurrent
@@ -73,13 +93,20 @@ type Verifier struct {
 	parser      *jwt.Parser
 }
 
-// NewVerifier returns a Verifier for cfg. It fetches nothing: the JWKS is
-// fetched on the first verification that needs it. It fails, naming the
-// variable, when neither JWT_SECRET nor JWT_JWKS_URL is set, or when
-// JWT_JWKS_URL is not an absolute http(s) URL.
+// NewVerifier returns a Verifier for cfg. It fetches nothing (and looks
+// nothing up: no DNS either): the JWKS is fetched on the first verification
+// that needs it. It fails with an EINVALID *notify.Error naming the variable
+// (the cold-start failure of CONTRACT.md §2) when neither JWT_SECRET nor
+// JWT_JWKS_URL is set, when JWT_SECRET is shorter than MinSecretLength
+// bytes, or when JWT_JWKS_URL is not an https URL (or an http one on a
+// loopback host).
 func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Secret == "" && cfg.JWKSURL == "" {
 		return nil, notify.Errorf(notify.EINVALID, "JWT_SECRET or JWT_JWKS_URL must be set")
+	}
+	if n := len(cfg.Secret); n > 0 && n < MinSecretLength {
+		return nil, notify.Errorf(notify.EINVALID,
+			"JWT_SECRET must be at least %d bytes (HS256 needs a 256-bit key), got %d", MinSecretLength, n)
 	}
 	now := cfg.Now
 	if now == nil {
@@ -98,19 +125,18 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.methods = append(v.methods, jwt.SigningMethodHS256.Alg())
 	}
 	if cfg.JWKSURL != "" {
-		u, err := url.Parse(cfg.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, notify.Errorf(notify.EINVALID, "JWT_JWKS_URL %q is not an http(s) URL", cfg.JWKSURL)
+		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
+			return nil, notify.Errorf(notify.EINVALID, "JWT_JWKS_URL %v", err)
 		}
 		client := cfg.HTTPClient
 		if client == nil {
-			client = http.DefaultClient
+			client = &http.Client{CheckRedirect: checkJWKSRedirect}
 		}
 		interval := cfg.MinRefreshInterval
 		if interval <= 0 {
 			interval = DefaultMinRefreshInterval
 		}
-		v.keys = newKeySet(cfg.JWKSURL, client, interval, now)
+		v.keys = newKeySet(cfg.JWKSURL, client, interval, JWKSMaxAge, now)
 		v.methods = append(v.methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg())
 	}
 	v.parser = jwt.NewParser(
@@ -140,7 +166,71 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, v.parseError(parsed, err)
 	}
-	return v.identity(claims)
+	id, err := v.identity(claims)
+	if err != nil {
+		return Identity{}, err
+	}
+	// exp was parsed and checked by the parser (WithExpirationRequired).
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		id.ExpiresAt = exp.Time
+	}
+	if claims["iat"] != nil {
+		iat, err := claims.GetIssuedAt()
+		if err != nil {
+			// iat matters (revocation, CONTRACT.md §2): a token whose iat
+			// cannot be read is refused rather than taken as having none.
+			return Identity{}, notify.Wrap(notify.EUNAUTHORIZED, err, "iat claim is not a number")
+		}
+		if iat != nil {
+			id.IssuedAt = iat.Time
+		}
+	}
+	return id, nil
+}
+
+// checkJWKSURL accepts an absolute https URL, or an http one whose host is
+// loopback: localhost by name, or an IP address in 127.0.0.0/8 or ::1. It is
+// decided from the URL alone, with no DNS lookup (a name that resolves to a
+// loopback address is still not loopback here).
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Not shown: it might hold a password, and Redacted needs a URL.
+		return errors.New("is not a URL")
+	}
+	shown := strconv.Quote(u.Redacted())
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%s is not an https URL", shown)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%s has no host", shown)
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		return fmt.Errorf("%s must be https (http only for a loopback host: localhost, 127.0.0.0/8, [::1])", shown)
+	}
+	return nil
+}
+
+// loopbackHost says whether host (a URL's Hostname, without brackets or
+// port) is localhost or a loopback IP address, without resolving anything.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
+}
+
+// checkJWKSRedirect is the default JWKS client's redirect policy: a
+// redirect must lead where JWT_JWKS_URL itself could point (no downgrade
+// from https to http on a non-loopback host).
+func checkJWKSRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if err := checkJWKSURL(req.URL.String()); err != nil {
+		return fmt.Errorf("JWKS redirect refused: %w", err)
+	}
+	return nil
 }
 
 // key returns the verification key for t, whose alg the parser has already

@@ -23,6 +23,7 @@ type fakeAPI struct {
 	batchWriteItem func(*dynamodb.BatchWriteItemInput) (*dynamodb.BatchWriteItemOutput, error)
 	query          func(context.Context, *dynamodb.QueryInput) (*dynamodb.QueryOutput, error)
 	scan           func(context.Context, *dynamodb.ScanInput) (*dynamodb.ScanOutput, error)
+	updateItem     func(*dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error)
 }
 
 var errUnset = errors.New("operation not expected")
@@ -67,6 +68,13 @@ func (f *fakeAPI) Scan(ctx context.Context, in *dynamodb.ScanInput, _ ...func(*d
 		return nil, errUnset
 	}
 	return f.scan(ctx, in)
+}
+
+func (f *fakeAPI) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if f.updateItem == nil {
+		return nil, errUnset
+	}
+	return f.updateItem(in)
 }
 
 func newFakeStore(f *fakeAPI) (*Store, *[]int) {

@@ -9,7 +9,8 @@ package dynamo
 //
 //	pk=s#{stream}   sk={id}        payload (S, the notification JSON), expiresAt
 //	pk=n#{id}       sk=n           streams (L of S), expiresAt
-//	pk=idem#{key}   sk=idem        id, committed (BOOL, once stored), expiresAt (a short lease until committed)
+//	pk=idem#{key}   sk=idem        holder (the claim token), expiresAt (a short lease until committed),
+//	                               then id and committed (BOOL) once the notification is stored
 //	pk=r#{userId}   sk=all         upTo (the "read everything up to" watermark; never expires)
 //	pk=r#{userId}   sk=id#{id}     expiresAt (one individual read mark)
 //
@@ -44,7 +45,9 @@ const (
 	AttrPayload = "payload"
 	AttrStreams = "streams"
 	AttrID      = "id"
-	AttrUpTo    = "upTo"
+	// AttrHolder is the claim token of the call holding an idempotency key.
+	AttrHolder = "holder"
+	AttrUpTo   = "upTo"
 	// AttrCommitted marks an idempotency claim whose notification is stored.
 	AttrCommitted = "committed"
 )
@@ -70,6 +73,10 @@ const (
 	// maxClaimAttempts bounds the claim/read rounds of an idempotency key
 	// whose holder keeps disappearing (released or expired) under us.
 	maxClaimAttempts = 5
+	// appendCleanupTimeout bounds the cleanup after a failed append: a
+	// publish answers within its store timeout plus this (CONTRACT.md §4's
+	// 15 s, with the idempotency claim before it).
+	appendCleanupTimeout = 2 * time.Second
 	// maxQueryLimit caps the Limit of one Query page.
 	maxQueryLimit = 1000
 )
@@ -134,16 +141,16 @@ func (i *Inbox) expired(item map[string]types.AttributeValue) bool {
 	return ok && exp <= i.now().Unix()
 }
 
-// ClaimIdempotencyKey claims key for id with a conditional PutItem that
+// ClaimIdempotencyKey claims key for holder with a conditional PutItem that
 // succeeds only when no unexpired claim exists. When another claim holds the
 // key, it reads that claim (consistently) and returns it.
-func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
-	if k == "" || id == "" {
-		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and id are required")
+func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, holder string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
+	if k == "" || holder == "" {
+		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and holder are required")
 	}
 	for attempt := 1; ; attempt++ {
 		item := itemKey(idemPK(k), idemSK)
-		item[AttrID] = sv(id)
+		item[AttrHolder] = sv(holder)
 		item[AttrExpiresAt] = n(expiresAt.Unix())
 		_, err := i.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: &i.table,
@@ -154,7 +161,7 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt
 			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(i.now().Unix())},
 		})
 		if err == nil {
-			return notify.IdempotencyClaim{ID: id, Claimed: true}, nil
+			return notify.IdempotencyClaim{Holder: holder, Claimed: true, ExpiresAt: expiresAt}, nil
 		}
 		if !isConditionFailed(err) {
 			return notify.IdempotencyClaim{}, internal(err, "claiming idempotency key")
@@ -169,7 +176,14 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt
 		}
 		if len(out.Item) > 0 && !i.expired(out.Item) {
 			committed, _ := out.Item[AttrCommitted].(*types.AttributeValueMemberBOOL)
-			return notify.IdempotencyClaim{ID: str(out.Item, AttrID), Committed: committed != nil && committed.Value}, nil
+			c := notify.IdempotencyClaim{
+				Holder: str(out.Item, AttrHolder), ID: str(out.Item, AttrID),
+				Committed: committed != nil && committed.Value,
+			}
+			if exp, ok := num(out.Item, AttrExpiresAt); ok {
+				c.ExpiresAt = time.Unix(exp, 0)
+			}
+			return c, nil
 		}
 		// The holder was released or expired between our two calls.
 		if attempt >= maxClaimAttempts {
@@ -178,36 +192,42 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, id string, expiresAt
 	}
 }
 
-// CommitIdempotencyKey sets committed and the new expiry on the claim of key
-// with an UpdateItem conditional on id still holding it.
-func (i *Inbox) CommitIdempotencyKey(ctx context.Context, k, id string, expiresAt time.Time) error {
+// CommitIdempotencyKey sets id, committed and the new expiry on the claim of
+// key with an UpdateItem conditional on holder still holding it; a failed
+// condition is notify.ErrClaimLost.
+func (i *Inbox) CommitIdempotencyKey(ctx context.Context, k, holder, id string, expiresAt time.Time) error {
 	_, err := i.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                &i.table,
 		Key:                      itemKey(idemPK(k), idemSK),
-		UpdateExpression:         aws.String("SET #c = :true, #e = :e"),
-		ConditionExpression:      aws.String("#id = :id"),
-		ExpressionAttributeNames: map[string]string{"#c": AttrCommitted, "#e": AttrExpiresAt, "#id": AttrID},
+		UpdateExpression:         aws.String("SET #c = :true, #e = :e, #id = :id"),
+		ConditionExpression:      aws.String("#h = :h"),
+		ExpressionAttributeNames: map[string]string{"#c": AttrCommitted, "#e": AttrExpiresAt, "#id": AttrID, "#h": AttrHolder},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":true": &types.AttributeValueMemberBOOL{Value: true}, ":e": n(expiresAt.Unix()), ":id": sv(id),
+			":true": &types.AttributeValueMemberBOOL{Value: true}, ":e": n(expiresAt.Unix()), ":id": sv(id), ":h": sv(holder),
 		},
 	})
-	if err != nil && !isConditionFailed(err) {
+	switch {
+	case err == nil:
+		return nil
+	case isConditionFailed(err):
+		return notify.ErrClaimLost
+	default:
 		return internal(err, "committing idempotency key")
 	}
-	return nil
 }
 
-// ReleaseIdempotencyKey deletes the claim of key if id still holds it.
-func (i *Inbox) ReleaseIdempotencyKey(ctx context.Context, k, id string) error {
+// ReleaseIdempotencyKey deletes the claim of key if holder still holds it
+// and it is not committed.
+func (i *Inbox) ReleaseIdempotencyKey(ctx context.Context, k, holder string) error {
 	if k == "" {
 		return nil
 	}
 	_, err := i.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 &i.table,
 		Key:                       itemKey(idemPK(k), idemSK),
-		ConditionExpression:       aws.String("#id = :id"),
-		ExpressionAttributeNames:  map[string]string{"#id": AttrID},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":id": sv(id)},
+		ConditionExpression:       aws.String("#h = :h AND attribute_not_exists(#c)"),
+		ExpressionAttributeNames:  map[string]string{"#h": AttrHolder, "#c": AttrCommitted},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":h": sv(holder)},
 	})
 	if err != nil && !isConditionFailed(err) {
 		return internal(err, "releasing idempotency key")
@@ -247,7 +267,7 @@ func (i *Inbox) AppendNotification(ctx context.Context, note notify.StoredNotifi
 
 // deleteWritten deletes, best effort, the items of puts.
 func (i *Inbox) deleteWritten(ctx context.Context, puts []types.WriteRequest) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendCleanupTimeout)
 	defer cancel()
 	dels := make([]types.WriteRequest, 0, len(puts))
 	for _, p := range puts {

@@ -112,7 +112,8 @@ func TestInboxItemLayout(t *testing.T) {
 	}
 
 	f.inbox.now = func() time.Time { return time.Unix(1764064800, 0) }
-	if c, err := f.inbox.ClaimIdempotencyKey(ctx, "wo-1042-assigned-v1", id, time.Unix(1764151200, 5)); err != nil || !c.Claimed || c.ID != id {
+	const holder = "0123456789abcdef0123456789abcdef"
+	if c, err := f.inbox.ClaimIdempotencyKey(ctx, "wo-1042-assigned-v1", holder, time.Unix(1764151200, 5)); err != nil || !c.Claimed || c.Holder != holder {
 		t.Fatalf("ClaimIdempotencyKey = %+v, %v", c, err)
 	}
 	if err := f.inbox.MarkRead(ctx, "42", []string{id, id}, time.Unix(1764072001, 0)); err != nil {
@@ -129,7 +130,7 @@ func TestInboxItemLayout(t *testing.T) {
 		"s#broadcast|" + id:          {exp, "payload=S:" + payload, "pk=S:s#broadcast", "sk=S:" + id},
 		"n#" + id + "|n": {exp, "pk=S:n#" + id, "sk=S:n",
 			"streams=L:[S:user:42,S:group:team:plant-3,S:broadcast]"},
-		"idem#wo-1042-assigned-v1|idem": {"expiresAt=N:1764151200", "id=S:" + id, "pk=S:idem#wo-1042-assigned-v1", "sk=S:idem"},
+		"idem#wo-1042-assigned-v1|idem": {"expiresAt=N:1764151200", "holder=S:" + holder, "pk=S:idem#wo-1042-assigned-v1", "sk=S:idem"},
 		"r#42|id#" + id:                 {"expiresAt=N:1764072001", "pk=S:r#42", "sk=S:id#" + id},
 		"r#42|all":                      {"pk=S:r#42", "sk=S:all", "upTo=S:" + id},
 	}
@@ -178,7 +179,7 @@ func TestInboxItemLayout(t *testing.T) {
 	if _, ok := f.rawItems(t)["idem#wo-1042-assigned-v1|idem"]; !ok {
 		t.Error("a release by another id deleted the claim")
 	}
-	if err := f.inbox.ReleaseIdempotencyKey(ctx, "wo-1042-assigned-v1", id); err != nil {
+	if err := f.inbox.ReleaseIdempotencyKey(ctx, "wo-1042-assigned-v1", holder); err != nil {
 		t.Fatalf("ReleaseIdempotencyKey: %v", err)
 	}
 	if _, ok := f.rawItems(t)["idem#wo-1042-assigned-v1|idem"]; ok {
@@ -339,7 +340,7 @@ func TestInboxConcurrentClaimsOneWinner(t *testing.T) {
 			r := &results[i]
 			var c notify.IdempotencyClaim
 			c, r.err = f.inbox.ClaimIdempotencyKey(t.Context(), "race", r.id, time.Now().Add(24*time.Hour))
-			r.first, r.claimed = c.ID, c.Claimed
+			r.first, r.claimed = c.Holder, c.Claimed
 		})
 	}
 	close(start)
@@ -777,7 +778,7 @@ func TestInboxClaimRetriesWhenHolderVanishes(t *testing.T) {
 	}}
 	in, _ := newFakeInbox(f, time.Microsecond)
 	c, err := in.ClaimIdempotencyKey(t.Context(), "k", "mine", time.Now().Add(time.Hour))
-	first, claimed := c.ID, c.Claimed
+	first, claimed := c.Holder, c.Claimed
 	if err != nil || !claimed || first != "mine" || puts != 3 {
 		t.Errorf("ClaimIdempotencyKey = %s, %v, %v after %d puts", first, claimed, err, puts)
 	}

@@ -11,7 +11,10 @@
 //	pk=conn#C   sk=conn  connectionId, userId, groups (L of S, omitted when none), connectedAt, expiresAt
 //	pk=user#U   sk=C     userId, connectedAt, expiresAt
 //	pk=group#G  sk=C     userId, connectedAt, expiresAt   (one per group)
+//	pk=revoked#U sk=revoked  revokedAt, expiresAt          (a disconnect request's revocation)
 //
+// Connection and membership items also carry tokenExpiresAt (epoch seconds)
+// when the token had an exp, so a fan-out can close expired connections.
 // connectedAt is in epoch milliseconds, expiresAt in epoch seconds. Only the
 // connection item has connectionId, so ByConnection is a sparse index of the
 // connections: a broadcast scans it. Fan-out to users and groups queries
@@ -46,12 +49,18 @@ const (
 	AttrGroups       = "groups"
 	AttrConnectedAt  = "connectedAt"
 	AttrExpiresAt    = "expiresAt"
+	// AttrTokenExpiresAt is the exp of the connection's token (epoch seconds).
+	AttrTokenExpiresAt = "tokenExpiresAt"
+	// AttrRevokedAt is when a user was revoked (epoch seconds).
+	AttrRevokedAt = "revokedAt"
 
 	// IndexByConnection is the sparse GSI over connection items.
 	IndexByConnection = "ByConnection"
 
 	// connSK is the sort key of a connection item.
 	connSK = "conn"
+	// revokedSK is the sort key of a user's revocation item.
+	revokedSK = "revoked"
 )
 
 // DefaultTTL is how long a connection is kept when Connection.ExpiresAt is
@@ -79,6 +88,7 @@ type api interface {
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 // Store is a notify.ConnectionStore on a DynamoDB table with the schema in
@@ -136,30 +146,36 @@ func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
 	expiresAt := n(c.ExpiresAt.Unix())
 	userID := &types.AttributeValueMemberS{Value: c.UserID}
 	connID := &types.AttributeValueMemberS{Value: c.ID}
+	withTokenExpiry := func(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+		if !c.TokenExpiresAt.IsZero() {
+			item[AttrTokenExpiresAt] = n(c.TokenExpiresAt.Unix())
+		}
+		return item
+	}
 
 	writes := make([]types.WriteRequest, 0, 1+len(groups))
 	membership := func(pk string) types.WriteRequest {
-		return types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+		return types.WriteRequest{PutRequest: &types.PutRequest{Item: withTokenExpiry(map[string]types.AttributeValue{
 			AttrPK:          &types.AttributeValueMemberS{Value: pk},
 			AttrSK:          connID,
 			AttrUserID:      userID,
 			AttrConnectedAt: connectedAt,
 			AttrExpiresAt:   expiresAt,
-		}}}
+		})}}
 	}
 	writes = append(writes, membership(userPK(c.UserID)))
 	for _, g := range groups {
 		writes = append(writes, membership(groupPK(g)))
 	}
 
-	item := map[string]types.AttributeValue{
+	item := withTokenExpiry(map[string]types.AttributeValue{
 		AttrPK:           &types.AttributeValueMemberS{Value: connPK(c.ID)},
 		AttrSK:           &types.AttributeValueMemberS{Value: connSK},
 		AttrConnectionID: connID,
 		AttrUserID:       userID,
 		AttrConnectedAt:  connectedAt,
 		AttrExpiresAt:    expiresAt,
-	}
+	})
 	if len(groups) > 0 {
 		l := make([]types.AttributeValue, len(groups))
 		for i, g := range groups {
@@ -440,9 +456,10 @@ func (s *Store) queryPartition(ctx context.Context, pk string, emit func([]notif
 		ConsistentRead:         aws.Bool(true),
 		KeyConditionExpression: aws.String("#pk = :pk"),
 		FilterExpression:       aws.String(filterUnexpired),
-		ProjectionExpression:   aws.String("#sk, #u, #c, #e"),
+		ProjectionExpression:   aws.String("#sk, #u, #c, #e, #t"),
 		ExpressionAttributeNames: map[string]string{
 			"#pk": AttrPK, "#sk": AttrSK, "#u": AttrUserID, "#c": AttrConnectedAt, "#e": AttrExpiresAt,
+			"#t": AttrTokenExpiresAt,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk":  &types.AttributeValueMemberS{Value: pk},
@@ -481,9 +498,10 @@ func (s *Store) scanSegment(ctx context.Context, segment int32, emit func([]noti
 		Segment:              aws.Int32(segment),
 		TotalSegments:        aws.Int32(scanSegments),
 		FilterExpression:     aws.String(filterUnexpired),
-		ProjectionExpression: aws.String("#id, #u, #c, #e"),
+		ProjectionExpression: aws.String("#id, #u, #c, #e, #t"),
 		ExpressionAttributeNames: map[string]string{
 			"#id": AttrConnectionID, "#u": AttrUserID, "#c": AttrConnectedAt, "#e": AttrExpiresAt,
+			"#t": AttrTokenExpiresAt,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":now": n(s.now().Unix()),
@@ -529,7 +547,65 @@ func connectionFromItem(item map[string]types.AttributeValue, id string) notify.
 	if sec, ok := num(item, AttrExpiresAt); ok {
 		c.ExpiresAt = time.Unix(sec, 0)
 	}
+	if sec, ok := num(item, AttrTokenExpiresAt); ok {
+		c.TokenExpiresAt = time.Unix(sec, 0)
+	}
 	return c
+}
+
+// RevokeUser records userID's revocation at the whole second of at, with an
+// UpdateItem that only moves revokedAt forward, to expire (TTL) at expiresAt.
+func (s *Store) RevokeUser(ctx context.Context, userID string, at, expiresAt time.Time) error {
+	if userID == "" {
+		return notify.Errorf(notify.EINVALID, "user id is required")
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        &s.table,
+		Key:              revokedKey(userID),
+		UpdateExpression: aws.String("SET #r = :r, #e = :e"),
+		// An unexpired later revocation stays; an expired one (TTL not yet
+		// run) is as good as none.
+		ConditionExpression:      aws.String("attribute_not_exists(#r) OR #r < :r OR #e <= :now"),
+		ExpressionAttributeNames: map[string]string{"#r": AttrRevokedAt, "#e": AttrExpiresAt},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":r": n(at.Unix()), ":e": n(expiresAt.Unix()), ":now": n(s.now().Unix()),
+		},
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return nil
+		}
+		return internal(err, "recording revocation")
+	}
+	return nil
+}
+
+// RevokedAt reads userID's revocation item (consistently).
+func (s *Store) RevokedAt(ctx context.Context, userID string) (time.Time, error) {
+	if userID == "" {
+		return time.Time{}, nil
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.table,
+		Key:            revokedKey(userID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return time.Time{}, internal(err, "reading revocation")
+	}
+	sec, ok := num(out.Item, AttrRevokedAt)
+	if !ok || s.expired(out.Item) {
+		return time.Time{}, nil
+	}
+	return time.Unix(sec, 0), nil
+}
+
+func revokedKey(userID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		AttrPK: &types.AttributeValueMemberS{Value: "revoked#" + userID},
+		AttrSK: &types.AttributeValueMemberS{Value: revokedSK},
+	}
 }
 
 func connPK(id string) string     { return "conn#" + id }

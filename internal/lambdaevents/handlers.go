@@ -35,14 +35,17 @@ type Handlers struct {
 	Verifier *auth.Verifier
 	Origins  auth.OriginPolicy
 	// SenderFor returns the Management API sender that reaches the
-	// connection of an event (DefaultFunction answers through it).
+	// connection of an event (DefaultFunction answers through it;
+	// ConnectFunction closes the user's oldest sockets through it).
 	SenderFor func(rc events.APIGatewayWebsocketProxyRequestContext) notify.Sender
 	Logger    *slog.Logger
 }
 
-// Connect answers $connect: origin policy, then the token, then storage.
-// 403 for a refused origin, 401 for a bad token, 500 for a storage failure
-// (CONTRACT.md §2). A refused connection stores nothing.
+// Connect answers $connect: origin policy, then the token, then the
+// user's revocation and storage. 403 for a refused origin, 401 for a bad or
+// revoked token, 500 for a storage failure (CONTRACT.md §2). A refused
+// connection stores nothing. The user's oldest sockets beyond the cap are
+// closed once the new one is stored.
 func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	ctx, log := h.requestLogger(ctx, req.RequestContext)
 	token, fromHeader := auth.TokenFromRequest(req.QueryStringParameters, req.Headers)
@@ -57,7 +60,18 @@ func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketPr
 	if req.RequestContext.ConnectedAt == 0 {
 		connectedAt = time.Time{}
 	}
-	if err := h.Service.Connect(ctx, req.RequestContext.ConnectionID, id.UserID, id.Groups, connectedAt); err != nil {
+	var sender notify.Sender
+	if h.SenderFor != nil {
+		sender = h.SenderFor(req.RequestContext)
+	}
+	err = h.Service.Connect(ctx, sender, notify.ConnectRequest{
+		ID: req.RequestContext.ConnectionID, UserID: id.UserID, Groups: id.Groups, ConnectedAt: connectedAt,
+		TokenIssuedAt: id.IssuedAt, TokenExpiresAt: id.ExpiresAt,
+	})
+	switch {
+	case notify.ErrorCode(err) == notify.EUNAUTHORIZED:
+		return refuse(log, http.StatusUnauthorized, err), nil
+	case err != nil:
 		log.Error("connection refused", "status", http.StatusInternalServerError, "reason", "storage failure", "error", err.Error())
 		return response(http.StatusInternalServerError, "could not store the connection"), nil
 	}
@@ -89,10 +103,11 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 	return response(http.StatusOK, ""), nil
 }
 
-// Publish answers a synchronous invocation from another service. Invalid
-// input is a ValidationError naming the field; anything else is an
-// InternalError after which nothing was sent.
-func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (notify.PublishResult, error) {
+// Publish answers a synchronous invocation from another service: a publish
+// (its answer a notify.PublishResult) or a disconnect request (a
+// notify.DisconnectResult). Invalid input is a ValidationError naming the
+// field; anything else is an InternalError after which nothing was sent.
+func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (any, error) {
 	log := h.Logger
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		log = log.With("requestId", lc.AwsRequestID)
@@ -101,12 +116,22 @@ func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (notify
 	req, err := notify.DecodePublishRequest(payload)
 	if err != nil {
 		log.Info("publish refused", "reason", notify.ErrorMessage(err))
-		return notify.PublishResult{}, messages.InvokeResponse_Error{Type: ValidationErrorType, Message: notify.ErrorMessage(err)}
+		return nil, messages.InvokeResponse_Error{Type: ValidationErrorType, Message: notify.ErrorMessage(err)}
+	}
+	if req.Disconnect != nil {
+		res, err := h.Service.DisconnectTargets(ctx, req)
+		if err != nil {
+			log.Error("disconnect failed", "error", err.Error())
+			return nil, messages.InvokeResponse_Error{Type: InternalErrorType, Message: notify.ErrorMessage(err)}
+		}
+		log.Info("disconnected", "users", len(req.Users), "groups", len(req.Groups), "broadcast", req.Broadcast,
+			"connections", res.Connections, "disconnected", res.Disconnected, "gone", res.Gone, "failed", res.Failed)
+		return res, nil
 	}
 	res, err := h.Service.Publish(ctx, req)
 	if err != nil {
 		log.Error("publish failed", "error", err.Error())
-		return notify.PublishResult{}, messages.InvokeResponse_Error{Type: InternalErrorType, Message: notify.ErrorMessage(err)}
+		return nil, messages.InvokeResponse_Error{Type: InternalErrorType, Message: notify.ErrorMessage(err)}
 	}
 	log.Info("published", "id", res.ID, "connections", res.Connections, "delivered", res.Delivered,
 		"gone", res.Gone, "failed", res.Failed, "offlineUsers", len(res.OfflineUsers))

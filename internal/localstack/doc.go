@@ -15,9 +15,12 @@
 //   - a parameter takes, in order: Options.Parameters; the environment
 //     variable it feeds (JwtSecret → JWT_SECRET, found by looking at which
 //     function variable is !Ref of the parameter); a development default
-//     (JWT_SECRET=local-dev-secret, ALLOWED_ORIGINS=*, the stage name
-//     "local"); the template's Default. The development defaults exist here
-//     only: template.yaml has none, so a deploy must be given real values.
+//     (JWT_SECRET=local-development-secret-do-not-deploy, ALLOWED_ORIGINS=*,
+//     the stage name "local"); the template's Default. The development
+//     defaults exist here only: template.yaml has none, so a deploy must be
+//     given real values. Stack.DevSecretInUse says whether ConnectFunction
+//     verifies with the development secret; the demo page's GET /dev/token
+//     answers only then (CONTRACT.md §7).
 //   - a table takes the environment variable that refers to it
 //     (CONNECTIONS_TABLE, NOTIFICATIONS_TABLE), else the template's
 //     TableName, else its logical ID.

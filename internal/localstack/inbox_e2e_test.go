@@ -557,15 +557,20 @@ type failFirstHeld struct {
 	notify.InboxStore
 	h    *holder
 	once *sync.Once
-	// pending hears of every claim that found the key held.
-	pending chan string
+	// pending hears of every claim that found the key held (its holder),
+	// claimed of every claim that took it.
+	pending, claimed chan string
 }
 
-func (w failFirstHeld) ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
-	c, err := w.InboxStore.ClaimIdempotencyKey(ctx, key, id, expiresAt)
-	if err == nil && !c.Claimed {
+func (w failFirstHeld) ClaimIdempotencyKey(ctx context.Context, key, holder string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
+	c, err := w.InboxStore.ClaimIdempotencyKey(ctx, key, holder, expiresAt)
+	ch := w.pending
+	if err == nil && c.Claimed {
+		ch = w.claimed
+	}
+	if err == nil {
 		select {
-		case w.pending <- c.ID:
+		case ch <- c.Holder:
 		default:
 		}
 	}
@@ -594,9 +599,9 @@ func (w failFirstHeld) AppendNotification(ctx context.Context, n notify.StoredNo
 // once.
 func testDuplicateOfAFailedPublish(t *testing.T, b backend) {
 	h := &holder{title: "held", entered: make(chan string, 1), release: make(chan struct{})}
-	once, pending := &sync.Once{}, make(chan string, 1)
+	once, pending, claimed := &sync.Once{}, make(chan string, 1), make(chan string, 1)
 	s := startStack(t, b, nil, func(o *localstack.Options) {
-		o.WrapInbox = func(in notify.InboxStore) notify.InboxStore { return failFirstHeld{in, h, once, pending} }
+		o.WrapInbox = func(in notify.InboxStore) notify.InboxStore { return failFirstHeld{in, h, once, pending, claimed} }
 	})
 	c := s.connect(t, "u-dup")
 	body := `{"users":["u-dup"],"idempotencyKey":"wo-7-assigned","notification":{"type":"workorder.assigned","title":"held"}}`
@@ -607,9 +612,10 @@ func testDuplicateOfAFailedPublish(t *testing.T, b backend) {
 	firstDone, repeatDone := make(chan *lambdaInvokeResult, 1), make(chan *lambdaInvokeResult, 1)
 	go invoke(firstDone)
 	heldID := <-h.entered
+	firstHolder := <-claimed
 	go invoke(repeatDone)
-	if holder := <-pending; holder != heldID { // the repeat found the key held by the first
-		t.Fatalf("key held by %s, want %s", holder, heldID)
+	if holder := <-pending; holder != firstHolder { // the repeat found the key held by the first
+		t.Fatalf("key held by %s, want the first call's claim %s", holder, firstHolder)
 	}
 	close(h.release)
 

@@ -35,7 +35,7 @@ const (
 	// Options.TemplatePath is empty.
 	DefaultTemplate = "template.yaml"
 	// DevSecret is JWT_SECRET locally when the environment gives none.
-	DevSecret = "local-dev-secret"
+	DevSecret = "local-development-secret-do-not-deploy"
 	// DevOrigins is ALLOWED_ORIGINS locally when the environment gives none.
 	DevOrigins = "*"
 	// DefaultRegion is the region of every SDK client when the environment
@@ -241,6 +241,16 @@ func (s *Stack) FunctionEnv(name string) map[string]string {
 // $disconnect invocations, stops serving, and waits for Event invocations.
 // When ctx ends first, what is left is dropped and ctx's error returned.
 func (s *Stack) Shutdown(ctx context.Context) error { return s.gw.Shutdown(ctx) }
+
+// DevSecretInUse says whether ConnectFunction's JWT_SECRET is the
+// development default, DevSecret: true unless the environment (or a
+// JwtSecret parameter override) gave another one, or an empty one (a JWKS URL
+// alone). GET /dev/token answers only while it is true (CONTRACT.md §7):
+// a stack given a real secret does not hand out tokens signed with it.
+func (s *Stack) DevSecretInUse() bool {
+	env := s.env[app.ConnectFunction]
+	return env != nil && env[app.EnvJWTSecret] == DevSecret
+}
 
 // DevToken returns an HS256 token the stack accepts, for user sub with
 // groups, valid for ttl: signed with ConnectFunction's JWT_SECRET, with its

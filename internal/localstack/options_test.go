@@ -16,7 +16,7 @@ import (
 // overrides win over the environment.
 func TestLocalValues(t *testing.T) {
 	s := startStack(t, backends[0], map[string]string{
-		"JWT_SECRET":      "from-the-environment",
+		"JWT_SECRET":      "from-the-environment-and-32-bytes-or-more",
 		"ALLOWED_ORIGINS": "*",
 		"RETENTION_DAYS":  "7", // a !Ref to a parameter: the environment gives it
 	}, func(o *localstack.Options) {

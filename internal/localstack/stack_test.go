@@ -71,7 +71,7 @@ func testRefusedBadToken(t *testing.T, b backend) {
 	s := startStack(t, b, nil, nil)
 	for name, token := range map[string]string{
 		"garbage":     "not-a-jwt",
-		"wrongSecret": mustSign(t, localstack.TokenClaims{Secret: "other-secret", Subject: "u-bad"}),
+		"wrongSecret": mustSign(t, localstack.TokenClaims{Secret: "other-secret-that-is-32-bytes-or-more", Subject: "u-bad"}),
 		"expired": mustSign(t, localstack.TokenClaims{Secret: localstack.DevSecret, Subject: "u-bad",
 			TTL: time.Minute, Now: time.Now().Add(-time.Hour)}),
 	} {

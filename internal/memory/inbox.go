@@ -46,8 +46,10 @@ type entry struct {
 	expiresAt time.Time
 }
 
-// claim is who holds an idempotency key, until when.
+// claim is who holds an idempotency key, until when, and the id of its
+// notification once committed.
 type claim struct {
+	holder    string
 	id        string
 	expiresAt time.Time
 	committed bool
@@ -69,43 +71,46 @@ func past(expiresAt, now time.Time) bool {
 	return !expiresAt.IsZero() && !now.Before(expiresAt)
 }
 
-// ClaimIdempotencyKey records that key belongs to the publish id until
-// expiresAt, unless an unexpired claim holds it: then it returns that
-// claim with Claimed false. A claim already expired when made is still
-// recorded (and loses to the next claim).
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
+// ClaimIdempotencyKey records that key belongs to holder until expiresAt,
+// unless an unexpired claim holds it: then it returns that claim with
+// Claimed false. A claim already expired when made is still recorded (and
+// loses to the next claim).
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, holder string, expiresAt time.Time) (notify.IdempotencyClaim, error) {
 	if err := ctx.Err(); err != nil {
 		return notify.IdempotencyClaim{}, err
 	}
-	if key == "" || id == "" {
-		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and id must not be empty")
+	if key == "" || holder == "" {
+		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and holder must not be empty")
 	}
 	now := s.now()
 	in := s.inbox
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c, ok := in.claims[key]; ok && !past(c.expiresAt, now) {
-		return notify.IdempotencyClaim{ID: c.id, Committed: c.committed}, nil
+		return notify.IdempotencyClaim{Holder: c.holder, ID: c.id, Committed: c.committed, ExpiresAt: c.expiresAt}, nil
 	}
-	in.claims[key] = claim{id: id, expiresAt: expiresAt}
+	in.claims[key] = claim{holder: holder, expiresAt: expiresAt}
 	if len(in.claims) >= in.sweepAt {
 		in.sweepClaims(now)
 	}
-	return notify.IdempotencyClaim{ID: id, Claimed: true}, nil
+	return notify.IdempotencyClaim{Holder: holder, Claimed: true, ExpiresAt: expiresAt}, nil
 }
 
-// CommitIdempotencyKey marks the claim of key committed and extends it to
-// expiresAt, if id holds it.
-func (s *Store) CommitIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) error {
+// CommitIdempotencyKey records id on the claim of key, marks it committed
+// and extends it to expiresAt, if holder holds it; otherwise it returns
+// notify.ErrClaimLost.
+func (s *Store) CommitIdempotencyKey(ctx context.Context, key, holder, id string, expiresAt time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	in := s.inbox
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if c, ok := in.claims[key]; ok && c.id == id {
-		in.claims[key] = claim{id: id, expiresAt: expiresAt, committed: true}
+	c, ok := in.claims[key]
+	if !ok || c.holder != holder {
+		return notify.ErrClaimLost
 	}
+	in.claims[key] = claim{holder: holder, id: id, expiresAt: expiresAt, committed: true}
 	return nil
 }
 
@@ -121,16 +126,17 @@ func (in *inbox) sweepClaims(now time.Time) {
 	in.sweepAt = max(2*len(in.claims), minClaimSweep)
 }
 
-// ReleaseIdempotencyKey removes the claim of key if id holds it. Releasing
-// a key that is unclaimed or held by another id does nothing.
-func (s *Store) ReleaseIdempotencyKey(ctx context.Context, key, id string) error {
+// ReleaseIdempotencyKey removes the claim of key if holder holds it and it
+// is not committed. Releasing a key that is unclaimed, committed or held by
+// another does nothing.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, key, holder string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	in := s.inbox
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if c, ok := in.claims[key]; ok && c.id == id {
+	if c, ok := in.claims[key]; ok && c.holder == holder && !c.committed {
 		delete(in.claims, key)
 	}
 	return nil

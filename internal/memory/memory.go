@@ -26,7 +26,11 @@ type Store struct {
 	byGroup map[string]map[string]struct{} // group name -> connection ids
 	now     func() time.Time               // wall clock, replaceable in tests
 	inbox   *inbox                         // the notify.InboxStore half (inbox.go)
+	revoked map[string]revocation          // user id -> latest revocation
 }
+
+// revocation is a RevokeUser record.
+type revocation struct{ at, expiresAt time.Time }
 
 var _ notify.ConnectionStore = (*Store)(nil)
 
@@ -38,6 +42,7 @@ func New() *Store {
 		byGroup: make(map[string]map[string]struct{}),
 		now:     time.Now,
 		inbox:   newInbox(),
+		revoked: make(map[string]revocation),
 	}
 }
 
@@ -53,8 +58,8 @@ func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.ID == "" {
-		return notify.Errorf(notify.EINVALID, "connection id is empty")
+	if c.ID == "" || c.UserID == "" {
+		return notify.Errorf(notify.EINVALID, "connection id and user id are required")
 	}
 	stored := c
 	stored.Groups = slices.Clone(c.Groups)
@@ -242,4 +247,37 @@ func clone(c *notify.Connection) notify.Connection {
 	cc := *c
 	cc.Groups = slices.Clone(c.Groups)
 	return cc
+}
+
+// RevokeUser records that userID's tokens issued before at are refused
+// until expiresAt, keeping the latest time when revoked twice.
+func (s *Store) RevokeUser(ctx context.Context, userID string, at, expiresAt time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if userID == "" {
+		return notify.Errorf(notify.EINVALID, "user id is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.revoked[userID]; ok && !r.at.Before(at) && s.now().Before(r.expiresAt) {
+		return nil
+	}
+	s.revoked[userID] = revocation{at: at, expiresAt: expiresAt}
+	return nil
+}
+
+// RevokedAt returns the time of userID's latest unexpired revocation, or
+// the zero time.
+func (s *Store) RevokedAt(ctx context.Context, userID string) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.revoked[userID]
+	if !ok || !s.now().Before(r.expiresAt) {
+		return time.Time{}, nil
+	}
+	return r.at, nil
 }

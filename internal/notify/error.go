@@ -19,8 +19,13 @@ const (
 	ENOTFOUND = "not_found"
 	// EUNKNOWNACTION: a frame named an action the server does not know.
 	EUNKNOWNACTION = "unknown_action"
+	// ETOKENEXPIRED: the connection's token has expired; it is closed.
+	ETOKENEXPIRED = "token_expired"
 	// EGONE: the connection no longer exists on the gateway (HTTP 410).
 	EGONE = "gone"
+	// ECONFLICT: another call holds what this one needed (an idempotency
+	// key taken over after its lease ran out); nothing was sent.
+	ECONFLICT = "conflict"
 	// EINTERNAL: anything else; the caller may retry.
 	EINTERNAL = "internal"
 )

@@ -21,7 +21,22 @@ const (
 	FrameBadRequest    = "bad_request"
 	FrameUnknownAction = "unknown_action"
 	FrameInternal      = "internal"
+	FrameTokenExpired  = "token_expired"
 )
+
+// Codes of a `disconnected` frame: why the server closes the socket
+// (CONTRACT.md §3).
+const (
+	// DisconnectRevoked: a disconnect request; reconnect with a fresh token.
+	DisconnectRevoked = "revoked"
+	// DisconnectTooManyConnections: the user opened more sockets than
+	// allowed; another tab took this one's place; do not reconnect.
+	DisconnectTooManyConnections = "too_many_connections"
+)
+
+// ErrTokenExpired answers a frame from a connection whose token has
+// expired; the connection is closed after it.
+var ErrTokenExpired = &Error{Code: ETOKENEXPIRED, Message: "token expired: reconnect with a fresh token"}
 
 // Frame limits.
 const (
@@ -74,6 +89,7 @@ func DecodeClientFrame(body []byte) (ClientFrame, error) {
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return f, invalidf("frame is not valid JSON: %v", err)
 	}
+	dupErr := checkRepeatedKeys(body, "frame")
 	if raw, ok := fields["ref"]; ok && !isNull(raw) {
 		if firstByte(raw) != '"' || json.Unmarshal(raw, &f.Ref) != nil {
 			return f, invalidf("ref: must be a string")
@@ -82,6 +98,9 @@ func DecodeClientFrame(body []byte) (ClientFrame, error) {
 			f.Ref = ""
 			return f, invalidf("ref: at most %d characters", MaxRefLength)
 		}
+	}
+	if dupErr != nil {
+		return f, dupErr
 	}
 	raw, ok := fields["action"]
 	if !ok || isNull(raw) {
@@ -200,6 +219,13 @@ type ErrorFrame struct {
 	Ref     string `json:"ref,omitempty"`
 }
 
+// DisconnectedFrame is sent before the server closes a socket on purpose.
+type DisconnectedFrame struct {
+	Type   string `json:"type"`
+	Code   string `json:"code"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // NotificationFrame carries one notification.
 type NotificationFrame struct {
 	Type         string        `json:"type"`
@@ -216,6 +242,8 @@ func NewErrorFrame(err error, ref string) ErrorFrame {
 		f.Code, f.Message = FrameBadRequest, ErrorMessage(err)
 	case EUNKNOWNACTION:
 		f.Code, f.Message = FrameUnknownAction, ErrorMessage(err)
+	case ETOKENEXPIRED:
+		f.Code, f.Message = FrameTokenExpired, ErrorMessage(err)
 	}
 	return f
 }

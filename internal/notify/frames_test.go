@@ -64,6 +64,10 @@ func TestDecodeClientFrameRefuses(t *testing.T) {
 		{"read 101 ids", `{"action":"read","ids":[` + ids101 + `]}`, notify.EINVALID, "ids", ""},
 		{"read bad id", `{"action":"read","ids":["nope"]}`, notify.EINVALID, "ids[0]", ""},
 		{"read all string", `{"action":"read","all":"yes"}`, notify.EINVALID, "all: must be a boolean", ""},
+		{"repeated action", `{"action":"ping","action":"sync","ref":"r"}`, notify.EINVALID, `repeated key "action"`, "r"},
+		{"repeated limit", `{"action":"sync","limit":5,"limit":500}`, notify.EINVALID, `repeated key "limit"`, ""},
+		{"repeated nested", `{"action":"ping","x":{"a":1,"a":2}}`, notify.EINVALID, `x: repeated key "a"`, ""},
+		{"repeated escaped", `{"action":"ping","\u0061ll":true,"all":false}`, notify.EINVALID, `repeated key "all"`, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

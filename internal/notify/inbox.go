@@ -27,7 +27,9 @@ type StoredNotification struct {
 
 // IdempotencyClaim says who holds an idempotency key.
 type IdempotencyClaim struct {
-	// ID is the id of the publish that holds the key.
+	// Holder is the claim token of the call that holds the key.
+	Holder string
+	// ID is the notification id the holder committed; "" while pending.
 	ID string
 	// Claimed is true when this call took the key.
 	Claimed bool
@@ -35,7 +37,14 @@ type IdempotencyClaim struct {
 	// then a repeated publish must wait rather than report a notification
 	// that may never exist.
 	Committed bool
+	// ExpiresAt is when the claim runs out (a pending claim's lease).
+	ExpiresAt time.Time
 }
+
+// ErrClaimLost is what CommitIdempotencyKey returns when the holder no
+// longer holds the key: its lease ran out and another call took it over.
+// The caller must not send.
+var ErrClaimLost = &Error{Code: ECONFLICT, Message: "the idempotency key was taken over by another publish after this one's lease ran out; nothing was sent"}
 
 // InboxStore keeps published notifications for RETENTION_DAYS so that a user
 // whose socket was down gets them on sync, the read state of each user, and
@@ -44,22 +53,23 @@ type IdempotencyClaim struct {
 // (expiresAt in the past) are never returned, even where the engine has not
 // removed them yet.
 type InboxStore interface {
-	// ClaimIdempotencyKey records that key belongs to the publish with id
-	// until expiresAt (a short lease: the claim is pending until committed).
-	// If the key is already held by an unexpired claim, it returns that
-	// claim, with Claimed false. Of concurrent claims of one key exactly one
-	// wins.
-	ClaimIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) (IdempotencyClaim, error)
+	// ClaimIdempotencyKey records that key belongs to the call whose claim
+	// token is holder until expiresAt (a lease: the claim is pending until
+	// committed). If the key is already held by an unexpired claim, it
+	// returns that claim, with Claimed false. Of concurrent claims of one key
+	// exactly one wins.
+	ClaimIdempotencyKey(ctx context.Context, key, holder string, expiresAt time.Time) (IdempotencyClaim, error)
 
-	// CommitIdempotencyKey marks the claim of key as committed (its
-	// notification is stored) and extends it to expiresAt, if id still holds
-	// it; otherwise it does nothing.
-	CommitIdempotencyKey(ctx context.Context, key, id string, expiresAt time.Time) error
+	// CommitIdempotencyKey records id as the key's notification, marks the
+	// claim committed and extends it to expiresAt, if holder still holds the
+	// key (even past its lease, as long as nobody took it over). Otherwise
+	// it changes nothing and returns ErrClaimLost.
+	CommitIdempotencyKey(ctx context.Context, key, holder, id string, expiresAt time.Time) error
 
 	// ReleaseIdempotencyKey removes the claim of key if it is still held by
-	// id (a publish that failed before sending anything), so a retry can
-	// claim it again.
-	ReleaseIdempotencyKey(ctx context.Context, key, id string) error
+	// holder and not committed (a publish that failed before sending
+	// anything), so a retry can claim it again.
+	ReleaseIdempotencyKey(ctx context.Context, key, holder string) error
 
 	// AppendNotification stores n in every one of streams (batched; a write
 	// the engine leaves unprocessed is retried), to expire at expiresAt. On

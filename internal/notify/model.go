@@ -15,6 +15,19 @@ type Connection struct {
 	// ExpiresAt is when the store may forget the connection even if no
 	// $disconnect came (API Gateway closes every socket after 2 hours).
 	ExpiresAt time.Time
+	// TokenExpiresAt is the exp of the token the connection opened with
+	// (zero: none). A connection lives no longer than its token: past it
+	// (plus TokenLeeway) frames are refused and publishes close it.
+	TokenExpiresAt time.Time
+}
+
+// TokenLeeway is the clock skew allowed on a token's times (CONTRACT.md §2).
+const TokenLeeway = 60 * time.Second
+
+// TokenExpired reports whether c's token has expired at now, leeway
+// included.
+func (c Connection) TokenExpired(now time.Time) bool {
+	return !c.TokenExpiresAt.IsZero() && now.After(c.TokenExpiresAt.Add(TokenLeeway))
 }
 
 // Target says who a notification is for. A connection reached by several

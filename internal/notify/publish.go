@@ -18,18 +18,30 @@ const (
 	MaxBodyLength         = 2000
 	MaxIdempotencyKey     = 128
 	MaxNotificationBytes  = 120 * 1024
+	MaxDisconnectReason   = 200
 	nameRule              = "1-128 characters of A-Z a-z 0-9 . _ : @ -"
-	publishTopLevelFields = "users, groups, broadcast, idempotencyKey, notification"
+	publishTopLevelFields = "users, groups, broadcast, idempotencyKey, notification, disconnect"
 	notificationFields    = "type, title, body, data"
 )
 
-// PublishRequest is what another service sends to PublishFunction.
+// PublishRequest is what another service sends to PublishFunction: a
+// notification to publish, or, when Disconnect is set, a disconnect request
+// (CONTRACT.md §4).
 type PublishRequest struct {
 	Users          []string
 	Groups         []string
 	Broadcast      bool
 	IdempotencyKey string
 	Notification   NotificationInput
+	// Disconnect, when not nil, makes this a disconnect request: the
+	// targets' sockets are closed and each user is revoked.
+	Disconnect *DisconnectInput
+}
+
+// DisconnectInput is the `disconnect` object of a disconnect request.
+type DisconnectInput struct {
+	// Reason, when not empty, is passed on in the `disconnected` frames.
+	Reason string
 }
 
 // NotificationInput is the caller's part of a notification: the server adds
@@ -57,7 +69,10 @@ func DecodePublishRequest(payload []byte) (PublishRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	var notificationRaw json.RawMessage
+	if err := checkRepeatedKeys(payload, "request"); err != nil {
+		return req, err
+	}
+	var notificationRaw, disconnectRaw json.RawMessage
 	for _, key := range slices.Sorted(maps.Keys(top)) {
 		raw := top[key]
 		switch key {
@@ -78,6 +93,8 @@ func DecodePublishRequest(payload []byte) (PublishRequest, error) {
 			}
 		case "notification":
 			notificationRaw = raw
+		case "disconnect":
+			disconnectRaw = raw
 		default:
 			err = invalidf("unknown field %q (allowed: %s)", key, publishTopLevelFields)
 		}
@@ -88,11 +105,45 @@ func DecodePublishRequest(payload []byte) (PublishRequest, error) {
 	if len(req.Users) == 0 && len(req.Groups) == 0 && !req.Broadcast {
 		return req, invalidf("no target: give users, groups or broadcast: true")
 	}
-	if notificationRaw == nil || isNull(notificationRaw) {
-		return req, invalidf("notification: required")
+	hasNotification := notificationRaw != nil && !isNull(notificationRaw)
+	hasDisconnect := disconnectRaw != nil && !isNull(disconnectRaw)
+	switch {
+	case hasNotification && hasDisconnect:
+		return req, invalidf("notification and disconnect: give one, not both")
+	case hasDisconnect:
+		if req.IdempotencyKey != "" {
+			return req, invalidf("idempotencyKey: not accepted with disconnect (a disconnect request may be repeated safely)")
+		}
+		req.Disconnect, err = decodeDisconnectInput(disconnectRaw)
+		return req, err
+	case !hasNotification:
+		return req, invalidf("notification: required (or disconnect, to close the targets' sockets)")
 	}
 	req.Notification, err = decodeNotificationInput(notificationRaw)
 	return req, err
+}
+
+func decodeDisconnectInput(raw json.RawMessage) (*DisconnectInput, error) {
+	fields, err := decodeObject(raw, "disconnect")
+	if err != nil {
+		return nil, err
+	}
+	d := &DisconnectInput{}
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
+		value := fields[key]
+		switch key {
+		case "reason":
+			if !isNull(value) {
+				err = decodeText(value, "disconnect.reason", &d.Reason, 0, MaxDisconnectReason)
+			}
+		default:
+			err = invalidf("disconnect: unknown field %q (allowed: reason)", key)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 func decodeNotificationInput(raw json.RawMessage) (NotificationInput, error) {

@@ -81,6 +81,18 @@ func TestDecodePublishRequestRefuses(t *testing.T) {
 		{"empty idempotencyKey", `{"users":["42"],"idempotencyKey":"","notification":{"type":"t"}}`, "idempotencyKey: must be 1-128"},
 		{"long idempotencyKey", `{"users":["42"],"idempotencyKey":"` + strings.Repeat("k", 129) + `","notification":{"type":"t"}}`, "idempotencyKey: must be 1-128"},
 		{"idempotencyKey number", `{"users":["42"],"idempotencyKey":5,"notification":{"type":"t"}}`, "idempotencyKey: must be a string"},
+		{"repeated broadcast", `{"broadcast":false,"broadcast":true,"notification":{"type":"t"}}`, `request: repeated key "broadcast"`},
+		{"repeated users", `{"users":["42"],"users":["7"],"notification":{"type":"t"}}`, `repeated key "users"`},
+		{"repeated in notification", `{"users":["42"],"notification":{"type":"t","type":"u"}}`, `notification: repeated key "type"`},
+		{"repeated in data", `{"users":["42"],"notification":{"type":"t","data":{"wo":{"id":1,"id":2}}}}`, `notification.data.wo: repeated key "id"`},
+		{"repeated in disconnect", `{"users":["42"],"disconnect":{"reason":"a","reason":"b"}}`, `disconnect: repeated key "reason"`},
+		{"notification and disconnect", `{"users":["42"],"notification":{"type":"t"},"disconnect":{}}`, "notification and disconnect: give one"},
+		{"disconnect with key", `{"users":["42"],"idempotencyKey":"k","disconnect":{}}`, "idempotencyKey: not accepted with disconnect"},
+		{"disconnect not object", `{"users":["42"],"disconnect":true}`, "disconnect: must be a JSON object"},
+		{"disconnect unknown field", `{"users":["42"],"disconnect":{"reason":"x","code":"y"}}`, `disconnect: unknown field "code"`},
+		{"disconnect reason number", `{"users":["42"],"disconnect":{"reason":5}}`, "disconnect.reason: must be a string"},
+		{"disconnect reason too long", `{"users":["42"],"disconnect":{"reason":"` + strings.Repeat("r", 201) + `"}}`, "disconnect.reason: at most 200"},
+		{"disconnect no target", `{"disconnect":{}}`, "no target"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +110,23 @@ func TestDecodePublishRequestRefuses(t *testing.T) {
 	}
 }
 
+func TestDecodeDisconnectRequest(t *testing.T) {
+	for body, want := range map[string]notify.DisconnectInput{
+		`{"users":["42"],"disconnect":{"reason":"signed out"}}`:           {Reason: "signed out"},
+		`{"groups":["team:plant-3"],"disconnect":{}}`:                     {},
+		`{"broadcast":true,"disconnect":{"reason":null}}`:                 {},
+		`{"users":["42"],"notification":null,"disconnect":{"reason":""}}`: {},
+	} {
+		req, err := notify.DecodePublishRequest([]byte(body))
+		if err != nil || req.Disconnect == nil || *req.Disconnect != want {
+			t.Errorf("%s → %+v, %v; want disconnect %+v", body, req.Disconnect, err, want)
+		}
+	}
+	if req, _ := notify.DecodePublishRequest([]byte(`{"users":["42"],"notification":{"type":"t"}}`)); req.Disconnect != nil {
+		t.Error("a publish decoded as a disconnect request")
+	}
+}
+
 func truncate(s string) string {
 	if len(s) > 120 {
 		return s[:120] + "..."
@@ -109,6 +138,8 @@ func FuzzDecodePublishRequest(f *testing.F) {
 	f.Add([]byte(`{"users":["42"],"notification":{"type":"workorder.assigned","title":"t","body":"b","data":{"a":1}}}`))
 	f.Add([]byte(`{"groups":["team:plant-3"],"broadcast":true,"idempotencyKey":"k","notification":{"type":"x"}}`))
 	f.Add([]byte(`{"users":[],"notification":{}}`))
+	f.Add([]byte(`{"users":["42"],"disconnect":{"reason":"signed out"}}`))
+	f.Add([]byte(`{"broadcast":false,"broadcast":true,"notification":{"type":"x"}}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		req, err := notify.DecodePublishRequest(payload)
 		if err != nil {
@@ -120,7 +151,14 @@ func FuzzDecodePublishRequest(f *testing.F) {
 		if len(req.Users) == 0 && len(req.Groups) == 0 && !req.Broadcast {
 			t.Fatal("accepted a request without a target")
 		}
-		if req.Notification.Type == "" || len(req.Users) > notify.MaxUsersPerPublish || len(req.Groups) > notify.MaxGroupsPerPublish {
+		if req.Disconnect != nil {
+			if req.IdempotencyKey != "" || req.Notification.Type != "" {
+				t.Fatalf("accepted a disconnect request with a key or a notification: %+v", req)
+			}
+		} else if req.Notification.Type == "" {
+			t.Fatalf("accepted a publish without a type: %+v", req)
+		}
+		if len(req.Users) > notify.MaxUsersPerPublish || len(req.Groups) > notify.MaxGroupsPerPublish {
 			t.Fatalf("accepted an out-of-range request: %+v", req)
 		}
 		for _, u := range append(append([]string{}, req.Users...), req.Groups...) {

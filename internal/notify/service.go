@@ -3,7 +3,10 @@ package notify
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,8 +29,27 @@ const (
 	// IdempotencyWindow is how long an idempotencyKey is remembered.
 	IdempotencyWindow = 24 * time.Hour
 	// DefaultStoreTimeout bounds the inbox write of a publish: a slower
-	// write fails the publish and nothing is sent (CONTRACT.md §5).
+	// write fails the publish and nothing is sent (CONTRACT.md §5). It also
+	// bounds how long a walk of the target connections may wait for a page.
 	DefaultStoreTimeout = 10 * time.Second
+	// DefaultCallTimeout bounds each single storage call around a publish
+	// or a connect (an idempotency claim or commit, a revocation lookup).
+	DefaultCallTimeout = 2 * time.Second
+	// DefaultPublishTimeout is the most a publish may spend on storage
+	// before answering, whatever storage does (CONTRACT.md §4).
+	DefaultPublishTimeout = 15 * time.Second
+	// DefaultConnectTimeout bounds what $connect does before it answers
+	// (the store's own cleanup of a failed save, at most 5 s, comes on top):
+	// well inside the function's 15 s timeout and API Gateway's 29 s.
+	DefaultConnectTimeout = 6 * time.Second
+	// DefaultMaxConnectionsPerUser is MAX_CONNECTIONS_PER_USER's default.
+	DefaultMaxConnectionsPerUser = 20
+	// RevocationWindow is how long a disconnect request keeps refusing a
+	// user's older tokens (CONTRACT.md §2).
+	RevocationWindow = 7 * 24 * time.Hour
+	// answerConcurrency bounds the sends in flight of one frame's answer to
+	// a user's sockets (`read`, the cap's `disconnected` frames).
+	answerConcurrency = 32
 )
 
 // Service is what the functions do: connect, disconnect, answer frames and
@@ -40,7 +62,7 @@ type Service struct {
 	Inbox InboxStore
 	// Retention is DefaultRetention when zero.
 	Retention time.Duration
-	// Sender delivers published notifications.
+	// Sender delivers published notifications and closes connections.
 	Sender Sender
 	// Concurrency bounds the sends in flight per publish (DefaultConcurrency).
 	Concurrency int
@@ -50,6 +72,14 @@ type Service struct {
 	GoneGrace time.Duration
 	// StoreTimeout is DefaultStoreTimeout when zero.
 	StoreTimeout time.Duration
+	// CallTimeout is DefaultCallTimeout when zero.
+	CallTimeout time.Duration
+	// PublishTimeout is DefaultPublishTimeout when zero.
+	PublishTimeout time.Duration
+	// ConnectTimeout is DefaultConnectTimeout when zero.
+	ConnectTimeout time.Duration
+	// MaxConnectionsPerUser is DefaultMaxConnectionsPerUser when zero.
+	MaxConnectionsPerUser int
 	// Now is time.Now when nil.
 	Now func() time.Time
 }
@@ -61,23 +91,197 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// Connect stores a new connection of userID with its groups. The identity
-// must already be verified.
-func (s *Service) Connect(ctx context.Context, id, userID string, groups []string, connectedAt time.Time) error {
+// ConnectRequest is a connection whose token has been verified.
+type ConnectRequest struct {
+	// ID is the API Gateway connection id.
+	ID     string
+	UserID string
+	Groups []string
+	// ConnectedAt is when the gateway accepted the socket (zero: now).
+	ConnectedAt time.Time
+	// TokenIssuedAt is the token's iat (zero when it has none).
+	TokenIssuedAt time.Time
+	// TokenExpiresAt is the token's exp.
+	TokenExpiresAt time.Time
+}
+
+// ErrRevoked refuses a connection whose token was issued before its user
+// was revoked by a disconnect request (CONTRACT.md §2): a 401.
+var ErrRevoked = &Error{Code: EUNAUTHORIZED, Message: "token revoked: it was issued before the user was signed out; get a new token"}
+
+// Connect stores a new connection of a verified identity, within
+// ConnectTimeout. A token issued before its user's revocation is refused
+// with ErrRevoked and nothing is stored. Once stored, the user's oldest
+// connections beyond MaxConnectionsPerUser are sent a `disconnected` frame
+// (too_many_connections) through sender and closed; a failure there is
+// logged, not returned: the new connection opens regardless.
+func (s *Service) Connect(ctx context.Context, sender Sender, req ConnectRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, s.connectTimeout())
+	defer cancel()
+	if err := s.checkRevoked(ctx, req.UserID, req.TokenIssuedAt); err != nil {
+		return err
+	}
+	now := s.now()
+	connectedAt := req.ConnectedAt
 	if connectedAt.IsZero() {
-		connectedAt = s.now()
+		connectedAt = now
 	}
-	ttl := s.ConnectionTTL
-	if ttl <= 0 {
-		ttl = DefaultConnectionTTL
-	}
+	ttl := positiveOr(s.ConnectionTTL, DefaultConnectionTTL)
 	// The expiry counts from when the connection is stored, which on AWS is
 	// connectedAt give or take milliseconds, and keeps a replayed event
 	// (sam local invoke) from storing an already expired connection.
-	return s.Connections.SaveConnection(ctx, Connection{
-		ID: id, UserID: userID, Groups: groups,
-		ConnectedAt: connectedAt, ExpiresAt: s.now().Add(ttl),
+	if err := s.Connections.SaveConnection(ctx, Connection{
+		ID: req.ID, UserID: req.UserID, Groups: req.Groups,
+		ConnectedAt: connectedAt, ExpiresAt: now.Add(ttl), TokenExpiresAt: req.TokenExpiresAt,
+	}); err != nil {
+		if ctx.Err() != nil {
+			return Wrap(EINTERNAL, err, "storing the connection took longer than "+s.connectTimeout().String())
+		}
+		return Wrap(EINTERNAL, err, "storing the connection failed")
+	}
+	if sender != nil {
+		if err := s.enforceConnectionCap(ctx, sender, req.UserID, req.ID); err != nil {
+			LoggerFrom(ctx).Warn("closing the user's oldest connections failed", "error", err.Error())
+		}
+	}
+	return nil
+}
+
+func (s *Service) connectTimeout() time.Duration {
+	return positiveOr(s.ConnectTimeout, DefaultConnectTimeout)
+}
+
+// checkRevoked refuses a token of a revoked user issued before the
+// revocation's second, or with no iat at all.
+func (s *Service) checkRevoked(ctx context.Context, userID string, issuedAt time.Time) error {
+	callCtx, cancel := context.WithTimeout(ctx, s.callTimeout())
+	defer cancel()
+	revokedAt, err := s.Connections.RevokedAt(callCtx, userID)
+	if err != nil {
+		return Wrap(EINTERNAL, err, "checking whether the user was signed out failed")
+	}
+	if !revokedAt.IsZero() && (issuedAt.IsZero() || issuedAt.Before(revokedAt)) {
+		return ErrRevoked
+	}
+	return nil
+}
+
+// MaxConnections returns the per-user cap in force.
+func (s *Service) MaxConnections() int {
+	return positiveOr(s.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
+}
+
+// enforceConnectionCap closes the oldest connections of userID (by connect
+// time, then id) beyond MaxConnections, never newID, each after a
+// `disconnected` frame (too_many_connections).
+func (s *Service) enforceConnectionCap(ctx context.Context, sender Sender, userID, newID string) error {
+	var conns []Connection
+	err := s.Connections.ForEachTarget(ctx, Target{Users: []string{userID}}, func(page []Connection) error {
+		conns = append(conns, page...)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	conns = uniqueConnections(conns)
+	excess := len(conns) - s.MaxConnections()
+	if !slices.ContainsFunc(conns, func(c Connection) bool { return c.ID == newID }) {
+		// Not visible yet (an eventually consistent read): it counts all the same.
+		excess++
+	}
+	if excess <= 0 {
+		return nil
+	}
+	slices.SortFunc(conns, func(a, b Connection) int {
+		if c := a.ConnectedAt.Compare(b.ConnectedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var oldest []Connection
+	for _, c := range conns {
+		if len(oldest) == excess {
+			break
+		}
+		if c.ID != newID {
+			oldest = append(oldest, c)
+		}
+	}
+	frame, err := EncodeJSON(DisconnectedFrame{Type: "disconnected", Code: DisconnectTooManyConnections})
+	if err != nil {
+		return err
+	}
+	LoggerFrom(ctx).Info("closing the user's oldest connections", "over", len(oldest), "max", s.MaxConnections())
+	runBounded(answerConcurrency, oldest, func(c Connection) {
+		s.sendAndClose(ctx, sender, c.ID, frame)
+	})
+	return nil
+}
+
+// sendAndClose sends frame to a connection, closes it and forgets it. It
+// reports what happened: closed, already gone, or failed.
+func (s *Service) sendAndClose(ctx context.Context, sender Sender, id string, frame []byte) closeOutcome {
+	if err := sender.Send(ctx, id, frame); err != nil {
+		if ErrorCode(err) == EGONE {
+			s.forget(ctx, id)
+			return closedGone
+		}
+		// Close it all the same: the frame is a courtesy, the close is the point.
+		LoggerFrom(ctx).Warn("disconnected frame not delivered", "connectionId", id, "error", err.Error())
+	}
+	switch err := sender.Close(ctx, id); {
+	case err == nil:
+		s.forget(ctx, id)
+		return closedNow
+	case ErrorCode(err) == EGONE:
+		s.forget(ctx, id)
+		return closedGone
+	default:
+		LoggerFrom(ctx).Warn("closing a connection failed", "connectionId", id, "error", err.Error())
+		return closeFailed
+	}
+}
+
+type closeOutcome int
+
+const (
+	closedNow closeOutcome = iota
+	closedGone
+	closeFailed
+)
+
+// runBounded calls fn for each item from at most limit goroutines and
+// waits for them all.
+func runBounded[T any](limit int, items []T, fn func(T)) {
+	if len(items) == 0 {
+		return
+	}
+	work := make(chan T)
+	var wg sync.WaitGroup
+	for range min(limit, len(items)) {
+		wg.Go(func() {
+			for it := range work {
+				fn(it)
+			}
+		})
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+}
+
+func uniqueConnections(in []Connection) []Connection {
+	seen := make(map[string]struct{}, len(in))
+	out := in[:0]
+	for _, c := range in {
+		if _, dup := seen[c.ID]; !dup {
+			seen[c.ID] = struct{}{}
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Disconnect forgets a connection and its memberships.
@@ -87,8 +291,25 @@ func (s *Service) Disconnect(ctx context.Context, id string) error {
 
 // HandleMessage answers one client frame through sender, which reaches the
 // sending connection. Refused frames get an `error` frame; the socket stays
-// open. The error returned is only a failure to answer.
+// open, except when the connection's token has expired: then the frame is
+// answered `token_expired` and the connection is closed. The error returned
+// is only a failure to answer.
 func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID string, body []byte, binary bool) error {
+	conn, connErr := s.Connections.GetConnection(ctx, connectionID)
+	if connErr == nil && conn.TokenExpired(s.now()) {
+		LoggerFrom(ctx).Info("frame refused: token expired", "tokenExpiresAt", conn.TokenExpiresAt)
+		data, err := EncodeJSON(NewErrorFrame(ErrTokenExpired, refOf(body, binary)))
+		if err != nil {
+			return Wrap(EINTERNAL, err, "marshal answer")
+		}
+		if err := sender.Send(ctx, connectionID, data); err != nil && ErrorCode(err) != EGONE {
+			LoggerFrom(ctx).Warn("token_expired answer not delivered", "error", err.Error())
+		}
+		if err := sender.Close(ctx, connectionID); err != nil && ErrorCode(err) != EGONE {
+			return err
+		}
+		return nil
+	}
 	var answer any
 	var frame ClientFrame
 	var err error
@@ -103,8 +324,10 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 		answer = NewErrorFrame(err, frame.Ref)
 	case frame.Action == ActionPing:
 		answer = PongFrame{Type: "pong", Ref: frame.Ref}
+	case connErr != nil:
+		answer = s.failedFrame(ctx, frame, viewerError(connErr))
 	case frame.Action == ActionSync:
-		synced, err := s.sync(ctx, connectionID, frame.Sync, frame.Ref)
+		synced, err := s.sync(ctx, viewerOf(conn), frame.Sync, frame.Ref)
 		if err != nil {
 			answer = s.failedFrame(ctx, frame, err)
 		} else {
@@ -112,7 +335,7 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 		}
 	case frame.Action == ActionRead:
 		// The answer goes to every socket of the user, this one included.
-		if err := s.read(ctx, sender, connectionID, frame.Read, frame.Ref); err != nil {
+		if err := s.read(ctx, sender, connectionID, viewerOf(conn), frame.Read, frame.Ref); err != nil {
 			answer = s.failedFrame(ctx, frame, err)
 		} else {
 			return nil
@@ -125,6 +348,16 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 	return sender.Send(ctx, connectionID, data)
 }
 
+// refOf reads the ref of a frame, if it has a readable one, so that even a
+// token_expired answer echoes it.
+func refOf(body []byte, binary bool) string {
+	if binary {
+		return ""
+	}
+	f, _ := DecodeClientFrame(body)
+	return f.Ref
+}
+
 func (s *Service) failedFrame(ctx context.Context, frame ClientFrame, err error) ErrorFrame {
 	LoggerFrom(ctx).Error("frame failed", "action", frame.Action, "error", err.Error())
 	return NewErrorFrame(err, frame.Ref)
@@ -135,26 +368,27 @@ func (s *Service) failedFrame(ctx context.Context, frame ClientFrame, err error)
 // concurrency, and reports the counts. The request must come from
 // DecodePublishRequest. If storing fails, nothing is sent. One failed
 // connection never stops the others; a 410 removes that connection unless it
-// is younger than GoneGrace. A repeated idempotencyKey returns the first id
-// with Duplicate set and sends nothing.
+// is younger than GoneGrace; a connection whose token has expired is closed
+// instead and counted gone. A repeated idempotencyKey returns the first id
+// with Duplicate set and sends nothing (see claim for how that holds however
+// slow storage is).
 func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
-	// The id is minted immediately before the writes, so that ids and store
-	// order differ by as little as possible (sync's overlap covers the rest).
-	var now time.Time
-	var id string
-	if req.IdempotencyKey == "" {
-		now = s.now()
-		id = NewID(now)
-	} else {
-		claim, mintedAt, err := s.claim(ctx, req.IdempotencyKey)
-		if err != nil {
+	deadline := s.now().Add(s.publishTimeout())
+	var lease idempotencyLease
+	if req.IdempotencyKey != "" {
+		var dup *PublishResult
+		var err error
+		if lease, dup, err = s.claim(ctx, req.IdempotencyKey); err != nil || dup != nil {
+			if dup != nil {
+				return *dup, nil
+			}
 			return PublishResult{}, err
 		}
-		if !claim.Claimed {
-			return PublishResult{ID: claim.ID, OfflineUsers: []string{}, Duplicate: true}, nil
-		}
-		now, id = mintedAt, claim.ID
 	}
+	// The id is minted immediately before the write, so that ids and store
+	// order differ by at most the store timeout (sync's overlap covers it).
+	now := s.now()
+	id := NewID(now)
 	n := &Notification{
 		ID: id, Type: req.Notification.Type, Title: req.Notification.Title,
 		Body: req.Notification.Body, Data: req.Notification.Data, CreatedAt: Timestamp{now},
@@ -163,27 +397,35 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 	if err != nil {
 		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification")
 	}
-	if err := s.store(ctx, StoredNotification{ID: id, Payload: payload}, req, now); err != nil {
-		if req.IdempotencyKey != "" {
-			if rerr := s.Inbox.ReleaseIdempotencyKey(context.WithoutCancel(ctx), req.IdempotencyKey, id); rerr != nil {
-				LoggerFrom(ctx).Error("releasing the idempotency key failed", "error", rerr.Error())
-			}
+	timeout := s.storeTimeout()
+	if lease.holder != "" {
+		// The claim must still be ours when the commit lands: the write gets
+		// what is left of the lease after the commit's own time.
+		left := lease.expiresAt.Sub(now) - s.callTimeout() - idempotencyLeaseMargin
+		if left <= 0 {
+			s.release(ctx, req.IdempotencyKey, lease.holder)
+			return PublishResult{}, Errorf(EINTERNAL, "the idempotency claim took too long to leave time for storing; nothing was sent; retry with the same idempotencyKey")
+		}
+		timeout = min(timeout, left)
+	}
+	if err := s.store(ctx, StoredNotification{ID: id, Payload: payload}, req, now, timeout); err != nil {
+		if lease.holder != "" {
+			s.release(ctx, req.IdempotencyKey, lease.holder)
 		}
 		return PublishResult{}, err
 	}
-	if req.IdempotencyKey != "" {
-		// From here on a repeated publish is answered as a duplicate. If
-		// committing fails, the lease runs out and a retry could publish
-		// again: at-least-once, never lost.
-		if err := s.Inbox.CommitIdempotencyKey(ctx, req.IdempotencyKey, id, now.Add(IdempotencyWindow)); err != nil {
-			LoggerFrom(ctx).Error("committing the idempotency key failed", "error", err.Error())
+	if lease.holder != "" {
+		// Only a committed claim may send: if the lease ran out and another
+		// call took the key over, that call sends, not this one.
+		if err := s.commit(ctx, req.IdempotencyKey, lease.holder, id, now); err != nil {
+			return PublishResult{}, err
 		}
 	}
-	// The frame is marshalled once for every recipient.
-	frame := make([]byte, 0, len(payload)+40)
-	frame = append(frame, `{"type":"notification","notification":`...)
-	frame = append(append(frame, payload...), '}')
-	counts, err := s.deliver(ctx, req.Target(), frame)
+	frame, err := EncodeJSON(NotificationFrame{Type: "notification", Notification: n})
+	if err != nil {
+		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification frame")
+	}
+	counts, err := s.deliver(ctx, req.Target(), frame, deadline)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -193,54 +435,130 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 	}, nil
 }
 
-// claim takes the idempotency key for a new id, minted at the time it
-// returns, or returns the committed claim of an earlier publish. While an
-// earlier publish with the key is still storing (its claim is pending), it
-// waits, backing off: answering "duplicate" then would name a notification
-// that may never exist if that store fails.
-func (s *Service) claim(ctx context.Context, key string) (IdempotencyClaim, time.Time, error) {
-	lease := s.storeTimeout() + idempotencyLeaseMargin
-	deadline := s.now().Add(lease)
+// idempotencyLease is a claim this call holds: its token and when the lease
+// runs out unless committed.
+type idempotencyLease struct {
+	holder    string
+	expiresAt time.Time
+}
+
+// claim takes the idempotency key, or returns the duplicate answer when an
+// earlier publish with the key has committed. Every storage call is bounded
+// by CallTimeout, so the whole publish answers within PublishTimeout:
+//
+//   - The lease runs from before the claim call, so however late the call's
+//     answer arrives, the lease it wrote ends when this call already knows.
+//   - A claim whose answer is late is abandoned (an error: nothing was sent,
+//     a retry with the key is safe) and released in the background.
+//   - While another call's claim is pending, it waits for it to commit as
+//     long as the time left still allows a store; then it gives up with an
+//     error rather than answer "duplicate" for a notification that may
+//     never exist.
+//   - Only a committed claim sends (commit), and a commit is conditional on
+//     the claim token, so of two calls with one key at most one sends.
+func (s *Service) claim(ctx context.Context, key string) (idempotencyLease, *PublishResult, error) {
+	start := s.now()
+	// The latest moment a claim may still be taken: after it, the claim
+	// call, the store and the commit would not fit in PublishTimeout.
+	lastClaim := start.Add(s.publishTimeout() - s.storeTimeout() - 2*s.callTimeout())
 	wait := idempotencyPoll
 	for {
 		now := s.now()
-		claim, err := s.Inbox.ClaimIdempotencyKey(ctx, key, NewID(now), now.Add(lease))
-		if err != nil {
-			return claim, now, Wrap(EINTERNAL, err, "checking the idempotency key failed")
+		lease := idempotencyLease{holder: newClaimToken(), expiresAt: now.Add(s.leaseDuration())}
+		callCtx, cancel := context.WithTimeout(ctx, s.callTimeout())
+		claim, err := s.Inbox.ClaimIdempotencyKey(callCtx, key, lease.holder, lease.expiresAt)
+		late := callCtx.Err() != nil
+		cancel()
+		if err != nil || late {
+			// The claim may have been written all the same: release it (if it
+			// is ours and pending) so that a retry need not wait out the lease.
+			s.release(ctx, key, lease.holder)
+			if late {
+				return lease, nil, Errorf(EINTERNAL, "checking the idempotencyKey took longer than %s; nothing was sent; retry with the same idempotencyKey", s.callTimeout())
+			}
+			return lease, nil, Wrap(EINTERNAL, err, "checking the idempotencyKey failed; nothing was sent; retry with the same idempotencyKey")
 		}
-		if claim.Claimed || claim.Committed {
-			return claim, now, nil
+		switch {
+		case claim.Claimed:
+			return lease, nil, nil
+		case claim.Committed:
+			return lease, &PublishResult{ID: claim.ID, OfflineUsers: []string{}, Duplicate: true}, nil
 		}
-		if now.After(deadline) {
-			return claim, now, Errorf(EINTERNAL, "a publish with idempotencyKey %q is still in progress; retry later", key)
+		if s.now().Add(wait).After(lastClaim) {
+			return lease, nil, Errorf(EINTERNAL, "a publish with idempotencyKey %q is still in progress; nothing was sent by this call; retry with the same idempotencyKey", key)
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return claim, now, Wrap(EINTERNAL, ctx.Err(), "waiting for a publish with the same idempotencyKey")
+			return lease, nil, Wrap(EINTERNAL, ctx.Err(), "waiting for a publish with the same idempotencyKey")
 		}
 		wait = min(2*wait, idempotencyMaxPoll)
 	}
 }
 
-// While a claim is pending it is a lease a little longer than the store
-// timeout, so that a publisher that died mid-store does not block the key
-// for the whole idempotency window.
-const (
-	idempotencyLeaseMargin = 5 * time.Second
-	idempotencyPoll        = 50 * time.Millisecond
-	idempotencyMaxPoll     = time.Second
-)
-
-func (s *Service) storeTimeout() time.Duration {
-	if s.StoreTimeout > 0 {
-		return s.StoreTimeout
+// commit marks the key's claim committed with id, within CallTimeout. Any
+// failure means this call must not send: a lost claim belongs to another
+// call, and an unanswered commit may or may not have landed.
+func (s *Service) commit(ctx context.Context, key, holder, id string, mintedAt time.Time) error {
+	callCtx, cancel := context.WithTimeout(ctx, s.callTimeout())
+	defer cancel()
+	err := s.Inbox.CommitIdempotencyKey(callCtx, key, holder, id, mintedAt.Add(IdempotencyWindow))
+	switch {
+	case err == nil:
+		return nil
+	case ErrorCode(err) == ECONFLICT:
+		LoggerFrom(ctx).Error("idempotency claim lost before commit; not sending", "id", id, "error", err.Error())
+		return Wrap(ECONFLICT, err, "the idempotencyKey was taken over by another publish while this one was storing; nothing was sent by this call")
+	case callCtx.Err() != nil:
+		return Errorf(EINTERNAL, "committing the idempotencyKey took longer than %s; nothing was sent; a retry with the same idempotencyKey answers duplicate if the commit landed late", s.callTimeout())
+	default:
+		return Wrap(EINTERNAL, err, "committing the idempotencyKey failed; nothing was sent; retry with the same idempotencyKey")
 	}
-	return DefaultStoreTimeout
 }
 
-// store writes n into the stream of every target, within StoreTimeout.
-func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRequest, now time.Time) error {
+// release gives the key back, best effort and in the background (bounded by
+// CallTimeout): the caller answers without waiting for it.
+func (s *Service) release(ctx context.Context, key, holder string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.callTimeout())
+	go func() {
+		defer cancel()
+		if err := s.Inbox.ReleaseIdempotencyKey(ctx, key, holder); err != nil {
+			LoggerFrom(ctx).Warn("releasing the idempotency key failed; it frees itself when its lease runs out", "error", err.Error())
+		}
+	}()
+}
+
+// Idempotency timing. A pending claim is a lease just long enough for one
+// claim call, the store and the commit, so that a publisher that died
+// mid-store blocks the key for seconds, not for the whole idempotency window.
+const (
+	idempotencyLeaseMargin = time.Second
+	idempotencyPoll        = 50 * time.Millisecond
+	idempotencyMaxPoll     = 500 * time.Millisecond
+)
+
+func (s *Service) leaseDuration() time.Duration {
+	return 2*s.callTimeout() + s.storeTimeout() + idempotencyLeaseMargin
+}
+
+func newClaimToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Service) storeTimeout() time.Duration {
+	return positiveOr(s.StoreTimeout, DefaultStoreTimeout)
+}
+
+func (s *Service) callTimeout() time.Duration { return positiveOr(s.CallTimeout, DefaultCallTimeout) }
+
+func (s *Service) publishTimeout() time.Duration {
+	return positiveOr(s.PublishTimeout, DefaultPublishTimeout)
+}
+
+// store writes n into the stream of every target, within timeout.
+func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRequest, now time.Time, timeout time.Duration) error {
 	streams := make([]string, 0, len(req.Users)+len(req.Groups)+1)
 	for _, u := range uniqueStrings(req.Users) {
 		streams = append(streams, UserStream(u))
@@ -251,7 +569,6 @@ func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRe
 	if req.Broadcast {
 		streams = append(streams, BroadcastStream)
 	}
-	timeout := s.storeTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := s.Inbox.AppendNotification(ctx, n, streams, now.Add(s.retention())); err != nil {
@@ -263,21 +580,17 @@ func (s *Service) store(ctx context.Context, n StoredNotification, req PublishRe
 	return nil
 }
 
-func (s *Service) retention() time.Duration {
-	if s.Retention > 0 {
-		return s.Retention
-	}
-	return DefaultRetention
-}
+func (s *Service) retention() time.Duration { return positiveOr(s.Retention, DefaultRetention) }
 
 type deliveryCounts struct {
 	connections, delivered, gone, failed int
 	offlineUsers                         []string
 }
 
-// deliver walks the target's connections page by page while workers send,
-// so that pagination overlaps with sending.
-func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (deliveryCounts, error) {
+// deliver sends frame to every connection target reaches, each once. A
+// connection whose token has expired is closed instead and counted gone.
+// The first page of connections must come by deadline.
+func (s *Service) deliver(ctx context.Context, target Target, frame []byte, deadline time.Time) (deliveryCounts, error) {
 	var counts deliveryCounts
 	// reached marks the requested users who got the notification on at
 	// least one connection. The map is read-only once built; the flags are
@@ -286,70 +599,36 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (del
 	for _, u := range target.Users {
 		reached[u] = new(atomic.Bool)
 	}
-	workers := s.Concurrency
-	if workers <= 0 {
-		workers = DefaultConcurrency
-	}
-	goneBefore := s.now().Add(-s.goneGrace())
+	now := s.now()
+	goneBefore := now.Add(-s.goneGrace())
 	var delivered, gone, failed atomic.Int64
-	work := make(chan Connection, workers*2)
-	var wg sync.WaitGroup
-	started := 0
-	startWorker := func() {
-		started++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				err := s.Sender.Send(ctx, c.ID, frame)
-				switch {
-				case err == nil:
-					delivered.Add(1)
-					if flag := reached[c.UserID]; flag != nil {
-						flag.Store(true)
-					}
-				case ErrorCode(err) == EGONE:
-					gone.Add(1)
-					s.forgetGone(ctx, c, goneBefore)
-				default:
-					failed.Add(1)
-					LoggerFrom(ctx).Warn("send failed", "connectionId", c.ID, "error", err.Error())
-				}
-			}
-		}()
-	}
-	seen := make(map[string]struct{})
-	handed := 0
-	walkErr := s.Connections.ForEachTarget(ctx, target, func(page []Connection) error {
-		for _, c := range page {
-			if _, dup := seen[c.ID]; dup {
-				continue
-			}
-			seen[c.ID] = struct{}{}
-			// Start workers only as connections arrive: the common publish
-			// reaches one or two sockets.
-			if started < workers && started < len(seen) {
-				startWorker()
-			}
-			select {
-			case work <- c:
-				handed++
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	firstWait := max(deadline.Sub(now), time.Second)
+	handed, walkErr := s.forEachConnection(ctx, target, s.concurrency(), firstWait, func(c Connection) {
+		if c.TokenExpired(now) {
+			s.closeExpired(ctx, c)
+			gone.Add(1)
+			return
 		}
-		return nil
+		err := s.Sender.Send(ctx, c.ID, frame)
+		switch {
+		case err == nil:
+			delivered.Add(1)
+			if flag := reached[c.UserID]; flag != nil {
+				flag.Store(true)
+			}
+		case ErrorCode(err) == EGONE:
+			gone.Add(1)
+			s.forgetGone(ctx, c, goneBefore)
+		default:
+			failed.Add(1)
+			LoggerFrom(ctx).Warn("send failed", "connectionId", c.ID, "error", err.Error())
+		}
 	})
-	close(work)
-	wg.Wait()
 	if walkErr != nil {
 		// Once anything was sent, an error would tell the caller "nothing
 		// was sent, retry" and a retry would send twice. The notification
 		// is stored: whoever the walk did not reach gets it on sync.
 		if handed == 0 {
-			if !errors.As(walkErr, new(*Error)) {
-				walkErr = Wrap(EINTERNAL, walkErr, "find target connections")
-			}
 			return counts, walkErr
 		}
 		LoggerFrom(ctx).Error("finding target connections failed part way; the others get it on sync",
@@ -366,12 +645,69 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte) (del
 	return counts, nil
 }
 
-func (s *Service) goneGrace() time.Duration {
-	if s.GoneGrace > 0 {
-		return s.GoneGrace
+// forEachConnection walks the connections target reaches, page by page,
+// and calls visit for each once, from at most workers goroutines, so that
+// the walk overlaps with the visits. It returns how many connections it
+// handed to visit. A store that yields no first page within firstWait, or
+// no next page within StoreTimeout, stops the walk (an EINTERNAL error), so
+// a stalled storage cannot hold the caller however many pages a long walk
+// legitimately reads.
+func (s *Service) forEachConnection(ctx context.Context, target Target, workers int, firstWait time.Duration, visit func(Connection)) (int, error) {
+	walkCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := s.storeTimeout()
+	errStalled := Errorf(EINTERNAL, "finding target connections: storage stopped answering")
+	watchdog := time.AfterFunc(firstWait, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+
+	work := make(chan Connection, workers*2)
+	var wg sync.WaitGroup
+	started := 0
+	seen := make(map[string]struct{})
+	handed := 0
+	walkErr := s.Connections.ForEachTarget(walkCtx, target, func(page []Connection) error {
+		watchdog.Stop()
+		defer watchdog.Reset(stall)
+		for _, c := range page {
+			if _, dup := seen[c.ID]; dup {
+				continue
+			}
+			seen[c.ID] = struct{}{}
+			// Start workers only as connections arrive: the common publish
+			// reaches one or two sockets.
+			if started < workers && started < len(seen) {
+				started++
+				wg.Go(func() {
+					for c := range work {
+						visit(c)
+					}
+				})
+			}
+			select {
+			case work <- c:
+				handed++
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	close(work)
+	wg.Wait()
+	if walkErr != nil {
+		if cause := context.Cause(walkCtx); errors.Is(cause, errStalled) {
+			walkErr = errStalled
+		}
+		if !errors.As(walkErr, new(*Error)) {
+			walkErr = Wrap(EINTERNAL, walkErr, "finding target connections failed")
+		}
 	}
-	return DefaultGoneGrace
+	return handed, walkErr
 }
+
+func (s *Service) concurrency() int { return positiveOr(s.Concurrency, DefaultConcurrency) }
+
+func (s *Service) goneGrace() time.Duration { return positiveOr(s.GoneGrace, DefaultGoneGrace) }
 
 // forgetGone removes a connection the gateway answered 410 for, unless it
 // connected after cutoff (its $connect may still be running).
@@ -382,6 +718,30 @@ func (s *Service) forgetGone(ctx context.Context, c Connection, cutoff time.Time
 	if _, err := s.Connections.DeleteGoneConnection(ctx, c.ID, cutoff); err != nil {
 		LoggerFrom(ctx).Warn("removing gone connection failed", "connectionId", c.ID, "error", err.Error())
 	}
+}
+
+// closeExpired closes a connection whose token has expired and forgets it.
+func (s *Service) closeExpired(ctx context.Context, c Connection) {
+	if err := s.Sender.Close(ctx, c.ID); err != nil && ErrorCode(err) != EGONE {
+		LoggerFrom(ctx).Warn("closing a connection whose token expired failed", "connectionId", c.ID, "error", err.Error())
+	}
+	s.forget(ctx, c.ID)
+}
+
+// forget removes a connection the service closed, best effort: its
+// $disconnect does the same, and the store's TTL covers both failing.
+func (s *Service) forget(ctx context.Context, id string) {
+	if err := s.Connections.DeleteConnection(ctx, id); err != nil {
+		LoggerFrom(ctx).Warn("removing a closed connection failed", "connectionId", id, "error", err.Error())
+	}
+}
+
+// positiveOr returns v, or def when v is not positive (an unset field).
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 func uniqueStrings(in []string) []string {

@@ -21,6 +21,7 @@ import (
 type recordingSender struct {
 	mu       sync.Mutex
 	frames   map[string][][]byte
+	closed   map[string]bool
 	gone     map[string]bool
 	failing  map[string]bool
 	inFlight atomic.Int64
@@ -29,7 +30,25 @@ type recordingSender struct {
 }
 
 func newRecordingSender() *recordingSender {
-	return &recordingSender{frames: map[string][][]byte{}, gone: map[string]bool{}, failing: map[string]bool{}}
+	return &recordingSender{frames: map[string][][]byte{}, closed: map[string]bool{}, gone: map[string]bool{}, failing: map[string]bool{}}
+}
+
+// Close records that id was closed; a closed connection is gone after.
+func (r *recordingSender) Close(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone[id] {
+		return notify.ErrGone
+	}
+	r.closed[id] = true
+	r.gone[id] = true
+	return nil
+}
+
+func (r *recordingSender) isClosed(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed[id]
 }
 
 func (r *recordingSender) Send(ctx context.Context, id string, data []byte) error {
@@ -71,7 +90,7 @@ func newService(t *testing.T) (*notify.Service, *memory.Store, *recordingSender)
 
 func connect(t *testing.T, s *notify.Service, id, user string, connectedAt time.Time, groups ...string) {
 	t.Helper()
-	if err := s.Connect(context.Background(), id, user, groups, connectedAt); err != nil {
+	if err := s.Connect(context.Background(), nil, notify.ConnectRequest{ID: id, UserID: user, Groups: groups, ConnectedAt: connectedAt}); err != nil {
 		t.Fatalf("connect %s: %v", id, err)
 	}
 }

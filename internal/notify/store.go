@@ -32,14 +32,27 @@ type ConnectionStore interface {
 	// every connection. A connection may appear more than once (a user also
 	// in a listed group); callers deduplicate by ID. fn is never called
 	// concurrently. An error from fn stops the walk and is returned.
-	// Returned Connections carry at least ID, UserID and ConnectedAt.
+	// Returned Connections carry at least ID, UserID, ConnectedAt and
+	// TokenExpiresAt.
 	ForEachTarget(ctx context.Context, t Target, fn func(page []Connection) error) error
+
+	// RevokeUser records that userID's tokens issued before at (a whole
+	// second) are refused, until expiresAt. A later revocation moves the
+	// time forward; an earlier one than already recorded changes nothing.
+	RevokeUser(ctx context.Context, userID string, at, expiresAt time.Time) error
+
+	// RevokedAt returns the time recorded by the latest unexpired RevokeUser
+	// of userID, or the zero time when there is none.
+	RevokedAt(ctx context.Context, userID string) (time.Time, error)
 }
 
-// Sender delivers one frame to one connection. The API Gateway Management
-// API and the local stack implement it.
+// Sender delivers frames to connections and closes them. The API Gateway
+// Management API implements it (internal/apigw).
 type Sender interface {
 	// Send posts data to the connection. It returns an error whose code is
 	// EGONE (see ErrGone) when the connection no longer exists.
 	Send(ctx context.Context, connectionID string, data []byte) error
+	// Close closes the connection from the server side; its $disconnect
+	// follows. A connection that no longer exists gives an EGONE error.
+	Close(ctx context.Context, connectionID string) error
 }

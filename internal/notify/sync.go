@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -41,26 +42,28 @@ type viewer struct {
 	streams []string
 }
 
-func (s *Service) viewerOf(ctx context.Context, connectionID string) (viewer, error) {
-	c, err := s.Connections.GetConnection(ctx, connectionID)
-	if err != nil {
-		return viewer{}, Wrap(EINTERNAL, err, "this connection is not registered")
-	}
+// viewerOf is the viewer of a stored connection.
+func viewerOf(c Connection) viewer {
 	streams := make([]string, 0, len(c.Groups)+2)
 	streams = append(streams, UserStream(c.UserID))
 	for _, g := range c.Groups {
 		streams = append(streams, GroupStream(g))
 	}
-	return viewer{userID: c.UserID, streams: append(streams, BroadcastStream)}, nil
+	return viewer{userID: c.UserID, streams: append(streams, BroadcastStream)}
 }
 
-func (s *Service) sync(ctx context.Context, connectionID string, req SyncRequest, ref string) (*SyncedFrame, error) {
-	v, err := s.viewerOf(ctx, connectionID)
-	if err != nil {
-		return nil, err
+// viewerError explains why the sending connection could not be read.
+func viewerError(err error) error {
+	if ErrorCode(err) == ENOTFOUND {
+		return Wrap(EINTERNAL, err, "this connection is not registered")
 	}
+	return Wrap(EINTERNAL, err, "reading this connection failed")
+}
+
+func (s *Service) sync(ctx context.Context, v viewer, req SyncRequest, ref string) (*SyncedFrame, error) {
 	frame := &SyncedFrame{Type: "synced", Ref: ref}
 	var page []StoredNotification
+	var err error
 	switch {
 	case req.Cursor != "":
 		frame.Cursor = req.Cursor
@@ -113,12 +116,9 @@ func fitFrame(frame *SyncedFrame, page []StoredNotification, keepNewest bool) {
 	}
 }
 
-func (s *Service) read(ctx context.Context, sender Sender, connectionID string, req ReadRequest, ref string) error {
-	v, err := s.viewerOf(ctx, connectionID)
-	if err != nil {
-		return err
-	}
+func (s *Service) read(ctx context.Context, sender Sender, connectionID string, v viewer, req ReadRequest, ref string) error {
 	ids := []string{}
+	var err error
 	if req.All {
 		err = s.markAllRead(ctx, v)
 	} else if ids, err = s.Inbox.VisibleIDs(ctx, v.streams, req.IDs); err == nil && len(ids) > 0 {
@@ -144,27 +144,28 @@ func (s *Service) read(ctx context.Context, sender Sender, connectionID string, 
 	if err != nil {
 		return Wrap(EINTERNAL, err, "marshal read frame")
 	}
-	ownSent := false
 	send := func(id string, data []byte) {
 		if err := sender.Send(ctx, id, data); err != nil && ErrorCode(err) != EGONE {
 			LoggerFrom(ctx).Warn("read answer not delivered", "to", id, "error", err.Error())
 		}
 	}
-	walkErr := s.Connections.ForEachTarget(ctx, Target{Users: []string{v.userID}}, func(page []Connection) error {
-		for _, c := range page {
-			if c.ID == connectionID {
-				send(c.ID, own)
-				ownSent = true
-			} else {
-				send(c.ID, others)
-			}
+	// Concurrently, bounded: one after another, a user's sockets at the
+	// Management API's round trip would outlast the function's timeout.
+	var ownSent atomic.Bool
+	_, walkErr := s.forEachConnection(ctx, Target{Users: []string{v.userID}}, answerConcurrency, s.storeTimeout(), func(c Connection) {
+		if c.ID == connectionID {
+			ownSent.Store(true)
+			send(c.ID, own)
+		} else {
+			send(c.ID, others)
 		}
-		return nil
 	})
 	if walkErr != nil {
 		LoggerFrom(ctx).Warn("finding the user's other sockets failed", "error", walkErr.Error())
 	}
-	if !ownSent {
+	// The walk may not list this socket (an eventually consistent store):
+	// it gets its answer all the same, once.
+	if !ownSent.Load() {
 		send(connectionID, own)
 	}
 	return nil

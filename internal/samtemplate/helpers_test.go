@@ -99,6 +99,30 @@ func (t *Template) statements(tb testing.TB, fn string) []statement {
 	return out
 }
 
+// resource returns the untyped resource id (Type, Properties, policies...).
+func (t *Template) resource(tb testing.TB, id string) map[string]any {
+	tb.Helper()
+	resources, _ := t.doc["Resources"].(map[string]any)
+	res, ok := resources[id].(map[string]any)
+	if !ok {
+		tb.Fatalf("no resource %s", id)
+	}
+	return res
+}
+
+// resourcesOfType returns the logical IDs of the resources of type typ.
+func (t *Template) resourcesOfType(typ string) []string {
+	resources, _ := t.doc["Resources"].(map[string]any)
+	var ids []string
+	for id, r := range resources {
+		if res, _ := r.(map[string]any); res["Type"] == typ {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 func list(x any) []any {
 	switch x := x.(type) {
 	case nil:

@@ -60,7 +60,7 @@ func TestEnvironmentMatchesFunctionEnv(t *testing.T) {
 
 func TestResolveEnv(t *testing.T) {
 	tm, _ := load(t)
-	params := map[string]string{"AllowedOrigins": "https://app.example.com", "JwtSecret": "s3cret"}
+	params := map[string]string{"AllowedOrigins": "https://app.example.com", "JwtSecret": "a-deploy-secret-of-32-bytes-or-more"}
 	refs := map[string]string{
 		"ConnectionsTable":   "notify-connections",
 		"NotificationsTable": "notify-notifications",
@@ -69,9 +69,11 @@ func TestResolveEnv(t *testing.T) {
 	}
 	want := map[string]map[string]string{
 		"ConnectFunction": {
-			"JWT_SECRET": "s3cret", "JWT_JWKS_URL": "", "JWT_ISSUER": "", "JWT_AUDIENCE": "",
+			"JWT_SECRET": "a-deploy-secret-of-32-bytes-or-more", "JWT_JWKS_URL": "", "JWT_ISSUER": "", "JWT_AUDIENCE": "",
 			"JWT_GROUPS_CLAIM": "groups", "ALLOWED_ORIGINS": "https://app.example.com",
-			"CONNECTIONS_TABLE": "notify-connections",
+			"CONNECTIONS_TABLE":        "notify-connections",
+			"MANAGEMENT_API_ENDPOINT":  "https://local.execute-api.eu-west-1.amazonaws.com/prod",
+			"MAX_CONNECTIONS_PER_USER": "20",
 		},
 		"DisconnectFunction": {"CONNECTIONS_TABLE": "notify-connections"},
 		"DefaultFunction": {
@@ -220,12 +222,12 @@ func TestConnectEvent(t *testing.T) {
 		t.Errorf("multiValueQueryStringParameters.token = %v", mv)
 	}
 
-	// The token verifies as ConnectFunction will with JWT_SECRET=local-dev-secret.
+	// The token verifies as ConnectFunction will with JWT_SECRET=local-development-secret-do-not-deploy.
 	claims := struct {
 		jwt.RegisteredClaims
 		Groups []string `json:"groups"`
 	}{}
-	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return []byte("local-dev-secret"), nil },
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return []byte("local-development-secret-do-not-deploy"), nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(60*time.Second))
 	if err != nil {
 		t.Fatalf("connect.json token: %v", err)
@@ -236,7 +238,7 @@ func TestConnectEvent(t *testing.T) {
 	if claims.ExpiresAt.Year() != 2100 {
 		t.Errorf("token exp %v, want year 2100", claims.ExpiresAt)
 	}
-	if _, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return []byte("another-secret"), nil },
+	if _, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return []byte("another-secret-that-is-32-bytes-long"), nil },
 		jwt.WithValidMethods([]string{"HS256"})); err == nil {
 		t.Error("token verifies with another secret")
 	}
@@ -325,9 +327,10 @@ func TestEnvJSON(t *testing.T) {
 			t.Errorf("env.json %s = %v, want exactly %v", fn, got, want)
 		}
 		for k, v := range map[string]string{
-			app.EnvJWTSecret:          "local-dev-secret",
-			app.EnvAllowedOrigins:     "https://app.example.com",
-			app.EnvManagementEndpoint: "http://127.0.0.1:3001",
+			app.EnvJWTSecret:             "local-development-secret-do-not-deploy",
+			app.EnvAllowedOrigins:        "https://app.example.com",
+			app.EnvManagementEndpoint:    "http://127.0.0.1:3001",
+			app.EnvMaxConnectionsPerUser: "20", // the template's default
 		} {
 			if got, ok := vars[k]; ok && got != v {
 				t.Errorf("env.json %s %s = %q, want %q", fn, k, got, v)

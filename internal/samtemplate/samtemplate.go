@@ -14,15 +14,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/apigatewayv2"
 	"github.com/awslabs/goformation/v7/intrinsics"
@@ -194,20 +195,28 @@ func parse(path string, data []byte) (*cloudformation.Template, map[string]any, 
 	opts := &intrinsics.ProcessorOptions{IntrinsicHandlerOverrides: cloudformation.EncoderIntrinsics}
 	raw := &intrinsics.ProcessorOptions{NoProcess: true}
 	var (
-		cfn     *cloudformation.Template
-		rawJSON []byte
-		err     error
+		typedJSON, rawJSON []byte
+		err                error
 	)
 	if strings.HasSuffix(path, ".json") {
-		if cfn, err = goformation.ParseJSONWithOptions(data, opts); err == nil {
+		if typedJSON, err = intrinsics.ProcessJSON(data, opts); err == nil {
 			rawJSON, err = intrinsics.ProcessJSON(data, raw)
 		}
 	} else {
-		if cfn, err = goformation.ParseYAMLWithOptions(data, opts); err == nil {
+		if typedJSON, err = intrinsics.ProcessYAML(data, opts); err == nil {
 			rawJSON, err = intrinsics.ProcessYAML(data, raw)
 		}
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	if typedJSON, err = typedView(typedJSON); err != nil {
+		return nil, nil, err
+	}
+	// What goformation.ParseYAMLWithOptions does after processing the
+	// intrinsics.
+	cfn := &cloudformation.Template{}
+	if err := json.Unmarshal(typedJSON, cfn); err != nil {
 		return nil, nil, err
 	}
 	var doc map[string]any
@@ -215,6 +224,49 @@ func parse(path string, data []byte) (*cloudformation.Template, map[string]any, 
 		return nil, nil, err
 	}
 	return cfn, doc, nil
+}
+
+// typedTypes are the resource types goformation decodes for this package,
+// each with the properties CloudFormation and SAM accept but goformation's
+// type does not know yet. goformation refuses an unknown property, and an
+// intrinsic where it expects a number (a log group's RetentionInDays:
+// !Ref LogRetentionDays), so what the local stack does not run (log
+// groups, alarms...) and those properties are left out of the typed view;
+// the untyped document keeps everything.
+var typedTypes = map[string][]string{
+	// LoggingConfig: the function's log group.
+	"AWS::Serverless::Function":      {"LoggingConfig"},
+	"AWS::DynamoDB::Table":           nil,
+	"AWS::ApiGatewayV2::Api":         nil,
+	"AWS::ApiGatewayV2::Route":       nil,
+	"AWS::ApiGatewayV2::Integration": nil,
+	"AWS::ApiGatewayV2::Deployment":  nil,
+	"AWS::ApiGatewayV2::Stage":       nil,
+	"AWS::Lambda::Permission":        nil,
+}
+
+// typedView keeps, of a template with its intrinsics processed, the
+// resources of typedTypes, without their unknown properties.
+func typedView(processed []byte) ([]byte, error) {
+	var tmpl map[string]any
+	if err := json.Unmarshal(processed, &tmpl); err != nil {
+		return nil, err
+	}
+	resources, _ := tmpl["Resources"].(map[string]any)
+	for id, r := range resources {
+		res, _ := r.(map[string]any)
+		typ, _ := res["Type"].(string)
+		unknown, typed := typedTypes[typ]
+		if !typed && typ != "" { // no Type: goformation says so
+			delete(resources, id)
+			continue
+		}
+		props, _ := res["Properties"].(map[string]any)
+		for _, name := range unknown {
+			delete(props, name)
+		}
+	}
+	return json.Marshal(tmpl)
 }
 
 func (t *Template) loadParameters() {
@@ -456,7 +508,9 @@ func (t *Template) ResolveEnv(fn string, params map[string]string, refs map[stri
 	}
 	lookup := t.lookup(params, refs)
 	env := make(map[string]string, len(f.Environment))
-	for k, v := range f.Environment {
+	// In order: an error names the same variable every time.
+	for _, k := range slices.Sorted(maps.Keys(f.Environment)) {
+		v := f.Environment[k]
 		s, err := v.Resolve(lookup)
 		if err != nil {
 			return nil, fmt.Errorf("samtemplate: %s environment variable %s (%v): %w", fn, k, v, err)
@@ -487,7 +541,7 @@ func (t *Template) lookup(params, refs map[string]string) func(string) (string, 
 			return "", fmt.Errorf("unknown pseudo parameter %s", name)
 		}
 		resource, _, _ := strings.Cut(name, ".")
-		if _, ok := t.cfn.Resources[resource]; !ok {
+		if resources, _ := t.doc["Resources"].(map[string]any); resources[resource] == nil {
 			return "", fmt.Errorf("%s is neither a parameter nor a resource of the template", name)
 		}
 		return "", fmt.Errorf("no local value for %s: give it in refs", name)

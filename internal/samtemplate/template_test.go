@@ -41,8 +41,9 @@ func TestAPIAndRoutes(t *testing.T) {
 
 // Load resolved each route through its Target and AWS_PROXY integration;
 // this checks the rest of what API Gateway needs to invoke the function: a
-// permission for apigateway.amazonaws.com, scoped by SourceArn to this API,
-// and no authorizer (ConnectFunction answers 401/403 itself, CONTRACT §1).
+// permission for apigateway.amazonaws.com, scoped by SourceArn to this API
+// and that one route (any stage), and no authorizer (ConnectFunction
+// answers 401/403 itself, CONTRACT §1).
 func TestRoutesArePermittedToInvokeTheirFunction(t *testing.T) {
 	tm := realTemplate(t)
 	perms := tm.cfn.GetAllLambdaPermissionResources()
@@ -68,9 +69,9 @@ func TestRoutesArePermittedToInvokeTheirFunction(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/"
-				if src.Kind != Sub || !strings.HasPrefix(src.Format, want) {
-					t.Errorf("%s: SourceArn %v, want !Sub %s...", id, src, want)
+				want := Value{Kind: Sub, Format: "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/*/" + key}
+				if src.String() != want.String() {
+					t.Errorf("%s: SourceArn %v, want %v: only route %s may invoke %s", id, src, want, key, fn)
 				}
 				found = append(found, id)
 			}
@@ -78,6 +79,9 @@ func TestRoutesArePermittedToInvokeTheirFunction(t *testing.T) {
 				t.Errorf("%d AWS::Lambda::Permission for %s (%v), want 1", len(found), fn, found)
 			}
 		})
+	}
+	if n, want := len(perms), len(tm.Routes); n != want {
+		t.Errorf("%d AWS::Lambda::Permission, want %d: one per route", n, want)
 	}
 	for id, r := range tm.cfn.GetAllApiGatewayV2RouteResources() {
 		if r.AuthorizationType == nil || *r.AuthorizationType != "NONE" || r.AuthorizerId != nil {
@@ -204,6 +208,7 @@ func TestParameters(t *testing.T) {
 	defaults := map[string]string{
 		"StageName": "prod", "JwtSecret": "", "JwtJwksUrl": "", "JwtIssuer": "", "JwtAudience": "",
 		"JwtGroupsClaim": "groups", "RetentionDays": "30", "PublishConcurrency": "64",
+		"MaxConnectionsPerUser": "20", "LogRetentionDays": "30",
 	}
 	for name, want := range defaults {
 		p, ok := tm.Parameters[name]
@@ -228,6 +233,36 @@ func TestParameters(t *testing.T) {
 	if got := sortedKeys(tm.Parameters); len(got) != len(defaults)+1 {
 		t.Errorf("parameters = %v", got)
 	}
+
+	// Numbers, with the bounds the code and CloudWatch accept.
+	for name, min := range map[string]float64{"RetentionDays": 1, "PublishConcurrency": 1, "MaxConnectionsPerUser": 1} {
+		p := tm.cfn.Parameters[name]
+		if p.Type != "Number" || p.MinValue == nil || *p.MinValue != min {
+			t.Errorf("%s: Type %q MinValue %v, want Number and %v", name, p.Type, p.MinValue, min)
+		}
+	}
+	logs := tm.cfn.Parameters["LogRetentionDays"]
+	var allowed []string
+	for _, v := range logs.AllowedValues {
+		allowed = append(allowed, fmt.Sprint(v))
+	}
+	if logs.Type != "Number" || !slices.Equal(allowed, cloudWatchRetentionDays) {
+		t.Errorf("LogRetentionDays: Type %q AllowedValues %v, want Number and exactly %v", logs.Type, allowed, cloudWatchRetentionDays)
+	}
+	// The cap reaches the one function that enforces it.
+	for fn, f := range tm.Functions {
+		v, ok := f.Environment["MAX_CONNECTIONS_PER_USER"]
+		if want := fn == "ConnectFunction"; ok != want || (ok && v.String() != "!Ref MaxConnectionsPerUser") {
+			t.Errorf("%s: MAX_CONNECTIONS_PER_USER = %v (set: %v), want !Ref MaxConnectionsPerUser on ConnectFunction only", fn, v, ok)
+		}
+	}
+}
+
+// cloudWatchRetentionDays are the values CloudWatch Logs accepts for a log
+// group's RetentionInDays.
+var cloudWatchRetentionDays = []string{
+	"1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545",
+	"731", "1096", "1827", "2192", "2557", "2922", "3288", "3653",
 }
 
 // The Rules must refuse a deploy that gives neither JwtSecret nor JwtJwksUrl:
@@ -243,9 +278,9 @@ func TestRulesRequireATokenKey(t *testing.T) {
 		pass         bool
 	}{
 		{"", "", false},
-		{"s3cret", "", true},
+		{"a-deploy-secret-of-32-bytes-or-more", "", true},
 		{"", "https://example.com/jwks.json", true},
-		{"s3cret", "https://example.com/jwks.json", true},
+		{"a-deploy-secret-of-32-bytes-or-more", "https://example.com/jwks.json", true},
 	}
 	for _, c := range cases {
 		params := map[string]string{"AllowedOrigins": "https://app.example.com"}
@@ -326,9 +361,24 @@ func ruleValue(t *testing.T, x any, params map[string]string) string {
 
 const manageConnections = "execute-api:ManageConnections"
 
+// Each function may call the Management API methods its code calls, on this
+// API's stage only: POST sends a frame, DELETE closes a socket; none reads
+// a connection (GET).
 func TestManageConnectionsOnThisAPIOnly(t *testing.T) {
 	tm := realTemplate(t)
-	want := "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/${StageName}/POST/@connections/*"
+	on := func(method string) string {
+		return (Value{Kind: Sub, Format: "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/${StageName}/" + method + "/@connections/*"}).String()
+	}
+	postAndDelete := []string{on("DELETE"), on("POST")}
+	want := map[string][]string{
+		// Closes the user's oldest sockets beyond MAX_CONNECTIONS_PER_USER,
+		// after a `disconnected` frame.
+		"ConnectFunction": postAndDelete,
+		// Answers frames; closes a connection whose token expired.
+		"DefaultFunction": postAndDelete,
+		// Delivers; closes the sockets of a disconnect request.
+		"PublishFunction": postAndDelete,
+	}
 	for _, fn := range wantFunctions {
 		var resources []string
 		for _, st := range tm.statements(t, fn) {
@@ -343,19 +393,17 @@ func TestManageConnectionsOnThisAPIOnly(t *testing.T) {
 				}
 			}
 		}
-		needs := fn == "PublishFunction" || fn == "DefaultFunction"
-		switch {
-		case needs && !slices.Equal(resources, []string{(Value{Kind: Sub, Format: want}).String()}):
-			t.Errorf("%s: %s on %v, want exactly !Sub %s", fn, manageConnections, resources, want)
-		case !needs && len(resources) > 0:
-			t.Errorf("%s: may manage connections (%v) but never posts", fn, resources)
+		slices.Sort(resources)
+		if !slices.Equal(resources, want[fn]) {
+			t.Errorf("%s: %s on %v, want exactly %v", fn, manageConnections, resources, want[fn])
 		}
 	}
 }
 
 // Least privilege: each function gets exactly the DynamoDB actions that
 // internal/dynamo makes for the service calls the function serves, on its
-// tables (and the ByConnection index only where it scans it). When the
+// tables (and the ByConnection index only where it scans it), and no
+// action of another service but execute-api:ManageConnections. When the
 // store's access pattern changes, change this table with the template.
 func TestTablePermissionsAreLeastPrivilege(t *testing.T) {
 	tm := realTemplate(t)
@@ -363,18 +411,23 @@ func TestTablePermissionsAreLeastPrivilege(t *testing.T) {
 	byConn := `!Sub "${ConnectionsTable.Arn}/index/ByConnection"`
 	notifs := "!GetAtt NotificationsTable.Arn"
 	want := map[string]map[string][]string{
+		// Stores the connection or undoes a partial store; reads the
+		// user's revocation record and a connection before deleting it;
+		// queries the user's connections (MAX_CONNECTIONS_PER_USER).
 		"ConnectFunction": {
-			conns: {"BatchWriteItem", "DeleteItem", "PutItem"},
+			conns: {"BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query"},
 		},
 		"DisconnectFunction": {
 			conns: {"BatchWriteItem", "DeleteItem", "GetItem"},
 		},
+		// Reads only, on connections: the sender's, the user's others.
 		"DefaultFunction": {
-			conns:  {"BatchWriteItem", "DeleteItem", "GetItem", "Query"},
+			conns:  {"GetItem", "Query"},
 			notifs: {"BatchGetItem", "BatchWriteItem", "GetItem", "Query", "UpdateItem"},
 		},
+		// Targets, 410 cleanup and closing, a revoked user's record.
 		"PublishFunction": {
-			conns:  {"BatchWriteItem", "DeleteItem", "Query"},
+			conns:  {"BatchWriteItem", "DeleteItem", "GetItem", "Query", "UpdateItem"},
 			byConn: {"Scan"},
 			notifs: {"BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "UpdateItem"},
 		},
@@ -391,6 +444,9 @@ func TestTablePermissionsAreLeastPrivilege(t *testing.T) {
 					t.Errorf("%s: wildcard action %q", fn, a)
 				}
 				if svc != "dynamodb" {
+					if a != manageConnections {
+						t.Errorf("%s: action %q: only DynamoDB and %s are expected", fn, a, manageConnections)
+					}
 					continue
 				}
 				for _, r := range st.Resources {
@@ -463,6 +519,64 @@ func TestTables(t *testing.T) {
 	if n := len(tm.Tables["NotificationsTable"].GSIs); n != 0 {
 		t.Errorf("NotificationsTable has %d GSIs", n)
 	}
+
+	// Neither deleting the stack nor replacing a table destroys its data:
+	// the inbox, and the revocation records kept with the connections (an
+	// empty connections table would accept a revoked user's old tokens).
+	for _, id := range sortedKeys(tm.Tables) {
+		res := tm.resource(t, id)
+		for _, policy := range []string{"DeletionPolicy", "UpdateReplacePolicy"} {
+			if got := res[policy]; got != "Retain" {
+				t.Errorf("%s: %s %v, want Retain", id, policy, got)
+			}
+		}
+	}
+}
+
+// Every function logs to a log group of its own, declared in the template
+// with RetentionInDays from LogRetentionDays (a group Lambda creates itself
+// keeps logs forever). The function names it in LoggingConfig.LogGroup;
+// the group's name does not refer to the function (that would be a
+// circular dependency), is the stack's alone, and cannot be a default
+// /aws/lambda/<function name> group, which a function deployed before
+// would already have.
+func TestFunctionLogGroups(t *testing.T) {
+	tm := realTemplate(t)
+	groups := map[string]bool{}
+	for _, id := range tm.resourcesOfType("AWS::Logs::LogGroup") {
+		groups[id] = true
+	}
+	for _, fn := range wantFunctions {
+		props, _ := tm.resource(t, fn)["Properties"].(map[string]any)
+		logging, _ := props["LoggingConfig"].(map[string]any)
+		ref, err := decodeAny(logging["LogGroup"])
+		if err != nil || ref.Kind != Ref || !groups[ref.Name] {
+			t.Errorf("%s: LoggingConfig %v, want LogGroup: !Ref to an AWS::Logs::LogGroup of the template", fn, logging)
+			continue
+		}
+		// Text: the EMF lines (CONTRACT §9) must reach CloudWatch as printed.
+		if f, ok := logging["LogFormat"]; ok && f != "Text" {
+			t.Errorf("%s: LogFormat %v, want Text (or none)", fn, f)
+		}
+		delete(groups, ref.Name)
+
+		group := tm.resource(t, ref.Name)
+		gp, _ := group["Properties"].(map[string]any)
+		if v, err := decodeAny(gp["RetentionInDays"]); err != nil || v.Kind != Ref || v.Name != "LogRetentionDays" {
+			t.Errorf("%s: RetentionInDays %v, want !Ref LogRetentionDays", ref.Name, gp["RetentionInDays"])
+		}
+		want := Value{Kind: Sub, Format: "/aws/lambda/${AWS::StackName}/" + fn}
+		if v, err := decodeAny(gp["LogGroupName"]); err != nil || v.String() != want.String() {
+			t.Errorf("%s: LogGroupName %v, want %v", ref.Name, gp["LogGroupName"], want)
+		}
+		if group["DeletionPolicy"] != "Delete" || group["UpdateReplacePolicy"] != "Delete" {
+			t.Errorf("%s: DeletionPolicy %v UpdateReplacePolicy %v, want Delete: a retained, named group would block a new stack of the same name",
+				ref.Name, group["DeletionPolicy"], group["UpdateReplacePolicy"])
+		}
+	}
+	for id := range groups {
+		t.Errorf("log group %s is no function's", id)
+	}
 }
 
 func TestOutputs(t *testing.T) {
@@ -485,7 +599,7 @@ func TestOutputs(t *testing.T) {
 		}
 	}
 	// The endpoint the functions get is the one operators see.
-	for _, fn := range []string{"DefaultFunction", "PublishFunction"} {
+	for _, fn := range []string{"ConnectFunction", "DefaultFunction", "PublishFunction"} {
 		if got := tm.Functions[fn].Environment["MANAGEMENT_API_ENDPOINT"].String(); got != want["ManagementApiEndpoint"] {
 			t.Errorf("%s MANAGEMENT_API_ENDPOINT = %s, want %s", fn, got, want["ManagementApiEndpoint"])
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/workorders/notify/internal/localstack"
 )
 
-const benchSecret = "notifybench-secret"
+const benchSecret = "notifybench-secret-of-32-bytes-or-more"
 
 // run is one publish being measured: each targeted client stores when the
 // notification of this run reached it.

@@ -283,13 +283,14 @@ func markAllRead(t *testing.T, s notify.InboxStore, user, upTo string) {
 	}
 }
 
-func claim(t *testing.T, s notify.InboxStore, key, id string, expiresAt time.Time) (string, bool) {
+// claim claims key for holder and returns who holds it then.
+func claim(t *testing.T, s notify.InboxStore, key, holder string, expiresAt time.Time) (string, bool) {
 	t.Helper()
-	c, err := s.ClaimIdempotencyKey(t.Context(), key, id, expiresAt)
+	c, err := s.ClaimIdempotencyKey(t.Context(), key, holder, expiresAt)
 	if err != nil {
-		t.Fatalf("ClaimIdempotencyKey(%q, %s): %v", key, id, err)
+		t.Fatalf("ClaimIdempotencyKey(%q, %s): %v", key, holder, err)
 	}
-	return c.ID, c.Claimed
+	return c.Holder, c.Claimed
 }
 
 func release(t *testing.T, s notify.InboxStore, key, id string) {
@@ -860,33 +861,53 @@ func testClaimFirstWins(t *testing.T, s notify.InboxStore, n names) {
 
 func testClaimCommit(t *testing.T, s notify.InboxStore, n names) {
 	key := n.key("commit")
-	holder, other := newID(), newID()
+	holder, other, id := newID(), newID(), newID()
 	claim(t, s, key, holder, live())
 	c, err := s.ClaimIdempotencyKey(t.Context(), key, newID(), live())
-	if err != nil || c.Claimed || c.Committed || c.ID != holder {
-		t.Fatalf("claim of a pending key = %+v, %v; want held by %s, not committed", c, err, holder)
+	if err != nil || c.Claimed || c.Committed || c.Holder != holder || c.ID != "" {
+		t.Fatalf("claim of a pending key = %+v, %v; want held by %s, no id, not committed", c, err, holder)
 	}
-	// Only the holder commits.
-	if err := s.CommitIdempotencyKey(t.Context(), key, other, live()); err != nil {
-		t.Fatalf("CommitIdempotencyKey by another id: %v", err)
+	// Only the holder commits; anyone else is told the claim is lost.
+	if err := s.CommitIdempotencyKey(t.Context(), key, other, id, live()); notify.ErrorCode(err) != notify.ECONFLICT {
+		t.Fatalf("CommitIdempotencyKey by another holder = %v, want ErrClaimLost", err)
 	}
 	if c, _ = s.ClaimIdempotencyKey(t.Context(), key, newID(), live()); c.Committed {
-		t.Error("a commit by another id committed the claim")
+		t.Error("a commit by another holder committed the claim")
 	}
-	if err := s.CommitIdempotencyKey(t.Context(), key, holder, live()); err != nil {
+	if err := s.CommitIdempotencyKey(t.Context(), key, holder, id, live()); err != nil {
 		t.Fatalf("CommitIdempotencyKey: %v", err)
 	}
-	if c, _ = s.ClaimIdempotencyKey(t.Context(), key, newID(), live()); c.Claimed || !c.Committed || c.ID != holder {
-		t.Errorf("claim after commit = %+v, want committed and held by %s", c, holder)
+	if c, _ = s.ClaimIdempotencyKey(t.Context(), key, newID(), live()); c.Claimed || !c.Committed || c.ID != id || c.Holder != holder {
+		t.Errorf("claim after commit = %+v, want committed with id %s", c, id)
 	}
-	// A pending claim is a lease: committing extends it past its first expiry.
+	// A committed claim is never released.
+	release(t, s, key, holder)
+	if c, _ = s.ClaimIdempotencyKey(t.Context(), key, newID(), live()); !c.Committed || c.ID != id {
+		t.Errorf("claim after releasing a committed key = %+v, want still committed with %s", c, id)
+	}
+	// A pending claim is a lease: its holder may still commit after it ran
+	// out, as long as nobody took the key over, and that extends it.
 	short := n.key("lease")
 	claim(t, s, short, holder, dead())
-	if err := s.CommitIdempotencyKey(t.Context(), short, holder, live()); err != nil {
+	if err := s.CommitIdempotencyKey(t.Context(), short, holder, id, live()); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ = s.ClaimIdempotencyKey(t.Context(), short, other, live()); c.Claimed || c.ID != holder || !c.Committed {
-		t.Errorf("claim after a commit that extended an expired lease = %+v, want held by %s", c, holder)
+	if c, _ = s.ClaimIdempotencyKey(t.Context(), short, other, live()); c.Claimed || c.ID != id || !c.Committed {
+		t.Errorf("claim after a commit that extended an expired lease = %+v, want committed with %s", c, id)
+	}
+	// Once the lease ran out and another call took the key over, the old
+	// holder's commit is refused: only one of them may send.
+	taken := n.key("taken-over")
+	late, successor := newID(), newID()
+	claim(t, s, taken, late, dead())
+	if got, claimed := claim(t, s, taken, successor, live()); got != successor || !claimed {
+		t.Fatalf("claim over an expired lease = %s, %v; want %s, true", got, claimed, successor)
+	}
+	if err := s.CommitIdempotencyKey(t.Context(), taken, late, newID(), live()); notify.ErrorCode(err) != notify.ECONFLICT {
+		t.Errorf("commit by the holder whose lease was taken over = %v, want ErrClaimLost", err)
+	}
+	if err := s.CommitIdempotencyKey(t.Context(), taken, successor, id, live()); err != nil {
+		t.Errorf("commit by the successor: %v", err)
 	}
 }
 
@@ -948,7 +969,7 @@ func testConcurrentClaims(t *testing.T, s notify.InboxStore, n names) {
 			r := &results[i]
 			var c notify.IdempotencyClaim
 			c, r.err = s.ClaimIdempotencyKey(t.Context(), key, r.id, live())
-			r.first, r.claimed = c.ID, c.Claimed
+			r.first, r.claimed = c.Holder, c.Claimed
 		})
 	}
 	close(start)

@@ -53,6 +53,12 @@ func Run(t *testing.T, newStore func(t *testing.T) notify.ConnectionStore) {
 			{"SaveWithoutGroups", testSaveWithoutGroups},
 			{"GetUnknown", testGetUnknown},
 			{"Expired", testExpired},
+			{"TokenExpiry", testTokenExpiry},
+			{"UserRequired", testUserRequired},
+		}},
+		{"Revocation", []test{
+			{"LatestWins", testRevocation},
+			{"Expires", testRevocationExpires},
 		}},
 		{"Delete", []test{
 			{"RemovesConnectionAndMemberships", testDelete},
@@ -321,6 +327,117 @@ func testExpired(t *testing.T, s notify.ConnectionStore, n names) {
 	wantIDs(t, "by user", reach(t, s, n, notify.Target{Users: []string{old.UserID}}), live.ID)
 	wantIDs(t, "by group", reach(t, s, n, notify.Target{Groups: []string{n.group("plant-3")}}), live.ID)
 	wantIDs(t, "broadcast", reach(t, s, n, notify.Target{Broadcast: true}), live.ID)
+}
+
+// The token's exp travels with the connection, to the second, on every
+// read: a publish must be able to close a connection whose token expired.
+func testTokenExpiry(t *testing.T, s notify.ConnectionStore, n names) {
+	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	c := newConn(n.conn("a"), n.user("42"), n.group("plant-3"))
+	c.TokenExpiresAt = exp
+	none := newConn(n.conn("b"), n.user("42"))
+	save(t, s, c, none)
+	got, err := s.GetConnection(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.TokenExpiresAt.Equal(exp) {
+		t.Errorf("GetConnection: TokenExpiresAt = %v, want %v", got.TokenExpiresAt, exp)
+	}
+	if got, _ := s.GetConnection(t.Context(), none.ID); !got.TokenExpiresAt.IsZero() {
+		t.Errorf("a connection without a token exp came back with %v", got.TokenExpiresAt)
+	}
+	for _, target := range []notify.Target{
+		{Users: []string{c.UserID}}, {Groups: []string{n.group("plant-3")}}, {Broadcast: true},
+	} {
+		found := false
+		err := s.ForEachTarget(t.Context(), target, func(page []notify.Connection) error {
+			for _, p := range page {
+				if p.ID == c.ID {
+					found = true
+					if !p.TokenExpiresAt.Equal(exp) {
+						t.Errorf("ForEachTarget(%+v): TokenExpiresAt = %v, want %v", target, p.TokenExpiresAt, exp)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil || !found {
+			t.Errorf("ForEachTarget(%+v): found %v, %v", target, found, err)
+		}
+	}
+}
+
+// Both stores refuse a connection without a user: it could never be
+// reached nor capped.
+func testUserRequired(t *testing.T, s notify.ConnectionStore, n names) {
+	c := newConn(n.conn("nouser"), "")
+	if err := s.SaveConnection(t.Context(), c); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("SaveConnection without a user = %v, want EINVALID", err)
+	}
+	wantNotFound(t, s, c.ID)
+}
+
+func revokedAt(t *testing.T, s notify.ConnectionStore, user string) time.Time {
+	t.Helper()
+	at, err := s.RevokedAt(t.Context(), user)
+	if err != nil {
+		t.Fatalf("RevokedAt(%q): %v", user, err)
+	}
+	return at
+}
+
+func revoke(t *testing.T, s notify.ConnectionStore, user string, at, expiresAt time.Time) {
+	t.Helper()
+	if err := s.RevokeUser(t.Context(), user, at, expiresAt); err != nil {
+		t.Fatalf("RevokeUser(%q, %v): %v", user, at, err)
+	}
+}
+
+func testRevocation(t *testing.T, s notify.ConnectionStore, n names) {
+	user, other := n.user("42"), n.user("7")
+	if at := revokedAt(t, s, user); !at.IsZero() {
+		t.Fatalf("never revoked: RevokedAt = %v, want zero", at)
+	}
+	now := time.Now().Truncate(time.Second)
+	week := now.Add(notify.RevocationWindow)
+	revoke(t, s, user, now, week)
+	if at := revokedAt(t, s, user); !at.Equal(now) {
+		t.Errorf("RevokedAt = %v, want %v", at, now)
+	}
+	// An earlier revocation (a slow, older request) does not move it back.
+	revoke(t, s, user, now.Add(-time.Minute), week)
+	if at := revokedAt(t, s, user); !at.Equal(now) {
+		t.Errorf("after an earlier revocation RevokedAt = %v, want %v", at, now)
+	}
+	later := now.Add(3 * time.Second)
+	revoke(t, s, user, later, later.Add(notify.RevocationWindow))
+	if at := revokedAt(t, s, user); !at.Equal(later) {
+		t.Errorf("after a later revocation RevokedAt = %v, want %v", at, later)
+	}
+	if at := revokedAt(t, s, other); !at.IsZero() {
+		t.Errorf("another user: RevokedAt = %v, want zero", at)
+	}
+	// Users and groups are separate: revoking user X says nothing of a
+	// connection's group X (groups are never revoked).
+	if err := s.RevokeUser(t.Context(), "", now, week); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("RevokeUser without a user = %v, want EINVALID", err)
+	}
+}
+
+func testRevocationExpires(t *testing.T, s notify.ConnectionStore, n names) {
+	user := n.user("42")
+	now := time.Now().Truncate(time.Second)
+	revoke(t, s, user, now.Add(-8*24*time.Hour), now.Add(-time.Hour))
+	if at := revokedAt(t, s, user); !at.IsZero() {
+		t.Errorf("an expired revocation: RevokedAt = %v, want zero", at)
+	}
+	// A new revocation replaces an expired one even if it is "earlier"
+	// than nothing at all.
+	revoke(t, s, user, now, now.Add(time.Hour))
+	if at := revokedAt(t, s, user); !at.Equal(now) {
+		t.Errorf("RevokedAt after an expired one = %v, want %v", at, now)
+	}
 }
 
 func testDelete(t *testing.T, s notify.ConnectionStore, n names) {
