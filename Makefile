@@ -43,7 +43,7 @@ bin/%/bootstrap: FORCE
 
 FORCE:
 
-# Off AWS nothing may look for credentials on the network (CONTRACT §6):
+# Off AWS nothing may look for credentials on the network (PROTOCOL.md §6):
 # static dummy credentials, a region, and no EC2 metadata lookups.
 test vet run bench: export AWS_EC2_METADATA_DISABLED := true
 test vet run bench: export AWS_ACCESS_KEY_ID := dummy
@@ -63,7 +63,7 @@ test:
 vet:
 	$(GO) vet ./...
 
-# The local stack: API Gateway + Lambda from template.yaml (CONTRACT §7).
+# The local stack: API Gateway + Lambda from template.yaml (PROTOCOL.md §7).
 # Built, then run: `go run` would turn Ctrl-C's clean exit 0 into exit 1.
 run:
 	$(GO) build -o bin/notify ./cmd/notify

@@ -5,7 +5,7 @@
 //
 // The demo page gets its token from GET /dev/token, which mints development
 // tokens with the local stack's secret, and only while that secret is the
-// development default (CONTRACT.md §7): with a secret of the environment's,
+// development default (docs/PROTOCOL.md §7): with a secret of the environment's,
 // the mint func returns ErrDisabled and /dev/token answers 404. Handler is
 // for the local stack only: never serve it from a deploy.
 package web

@@ -9,7 +9,7 @@ import (
 	"github.com/workorders/notify/internal/app"
 )
 
-// disconnectRequest is PublishFunction's disconnect request (CONTRACT §4).
+// disconnectRequest is PublishFunction's disconnect request (PROTOCOL.md §4).
 type disconnectRequest struct {
 	Users      []string          `json:"users,omitempty"`
 	Groups     []string          `json:"groups,omitempty"`

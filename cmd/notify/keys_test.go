@@ -65,7 +65,7 @@ func startWith(t *testing.T, bin string, env []string, args ...string) *backgrou
 
 // `notify local` configures every function when it starts: a JWT_SECRET
 // shorter than 32 bytes, or a JWT_JWKS_URL that is plain http off loopback,
-// makes it exit non-zero with a message naming the variable (CONTRACT.md §2).
+// makes it exit non-zero with a message naming the variable (docs/PROTOCOL.md §2).
 func TestLocalRefusesWeakKeys(t *testing.T) {
 	bin := buildNotify(t)
 	for _, tc := range []struct {
@@ -88,7 +88,7 @@ func TestLocalRefusesWeakKeys(t *testing.T) {
 
 // GET /dev/token answers while `notify local` uses the development default
 // secret, and 404 when the environment gives another JWT_SECRET or a JWKS
-// URL without the default secret (CONTRACT.md §7).
+// URL without the default secret (docs/PROTOCOL.md §7).
 func TestLocalDevTokenOnlyWithTheDevelopmentSecret(t *testing.T) {
 	bin := buildNotify(t)
 	for _, tc := range []struct {

@@ -69,7 +69,7 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 
 		// The demo page (web/) and its development tokens, minted by the
 		// stack once it runs, and only while it verifies with the
-		// development default secret (CONTRACT.md §7): with the
+		// development default secret (docs/PROTOCOL.md §7): with the
 		// environment's own JWT_SECRET, or a JWKS URL alone, /dev/token
 		// answers 404.
 		var running atomic.Pointer[localstack.Stack]

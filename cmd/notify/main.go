@@ -144,9 +144,9 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "  %-8s %s\n", "help", "list the commands, or a command's flags: notify help COMMAND")
+	fmt.Fprintf(w, "  %-11s %s\n", "help", "list the commands, or a command's flags: notify help COMMAND")
 }
 
 // multiFlag is a flag that may be repeated; each value may also be a
@@ -180,7 +180,7 @@ func orDefault(env func(string) string, name, def string) string {
 }
 
 // noNetworkCredentials keeps the AWS SDK in this process from asking the
-// EC2 metadata service for credentials (CONTRACT §6), unless told otherwise.
+// EC2 metadata service for credentials (PROTOCOL.md §6), unless told otherwise.
 func noNetworkCredentials() {
 	if _, ok := os.LookupEnv("AWS_EC2_METADATA_DISABLED"); !ok {
 		_ = os.Setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -101,16 +101,17 @@ func TestHelpAndToken(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("notify help: exit %d", code)
 	}
-	for _, c := range []string{"local", "token", "publish", "listen"} {
+	for _, c := range []string{"local", "token", "publish", "listen", "disconnect"} {
 		if !regexp.MustCompile(`(?m)^  ` + c + ` +\S`).MatchString(out) {
 			t.Errorf("notify help does not list %s:\n%s", c, out)
 		}
 	}
 	for cmd, flags := range map[string][]string{
-		"local":   {"addr", "template", "idle-timeout", "max-duration", "post-delay", "dynamodb-endpoint"},
-		"token":   {"sub", "groups", "ttl"},
-		"publish": {"user", "group", "broadcast", "type", "title", "body", "data", "idempotency-key", "function-name", "endpoint-url"},
-		"listen":  {"token", "url", "origin"},
+		"local":      {"addr", "template", "idle-timeout", "max-duration", "post-delay", "dynamodb-endpoint"},
+		"token":      {"sub", "groups", "ttl"},
+		"publish":    {"user", "group", "broadcast", "type", "title", "body", "data", "idempotency-key", "function-name", "endpoint-url"},
+		"listen":     {"token", "url", "origin"},
+		"disconnect": {"user", "group", "broadcast", "reason", "function-name", "endpoint-url"},
 	} {
 		out, _, code := notify(t, bin, "help", cmd)
 		if code != 0 {
@@ -347,7 +348,7 @@ func TestDisconnectCommand(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer conn.CloseNow()
-	// A token issued in the revocation's own second stays valid (CONTRACT
+	// A token issued in the revocation's own second stays valid (PROTOCOL.md
 	// §2): let the clock move past the token's iat first.
 	time.Sleep(1100 * time.Millisecond)
 

@@ -24,7 +24,7 @@ import (
 // defaultEndpointURL is where `notify local` listens by default.
 const defaultEndpointURL = "http://" + localstack.DefaultAddr
 
-// publishRequest is PublishFunction's input (CONTRACT §4); only what was
+// publishRequest is PublishFunction's input (PROTOCOL.md §4); only what was
 // given is sent, so that the function's own defaults and checks apply.
 type publishRequest struct {
 	Users          []string            `json:"users,omitempty"`

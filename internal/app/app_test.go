@@ -39,14 +39,22 @@ func TestMain(m *testing.M) {
 // /@connections/{id}: it records what each connection was sent.
 type managementAPI struct {
 	*httptest.Server
-	mu   sync.Mutex
-	sent map[string][]string
+	mu     sync.Mutex
+	sent   map[string][]string
+	closed map[string]bool
 }
 
 func newManagementAPI(t *testing.T) *managementAPI {
-	m := &managementAPI{sent: map[string][]string{}}
+	m := &managementAPI{sent: map[string][]string{}, closed: map[string]bool{}}
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := strings.CutPrefix(r.URL.Path, "/@connections/")
+		if ok && r.Method == http.MethodDelete {
+			m.mu.Lock()
+			m.closed[id] = true
+			m.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.Method != http.MethodPost || !ok {
 			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
 			return
@@ -204,6 +212,25 @@ func TestSampleEvents(t *testing.T) {
 	frames := h.mgmt.frames(sampleConnection)
 	if len(frames) != 2 || !strings.Contains(frames[1], `"type":"notification"`) || !strings.Contains(frames[1], `"id":"`+res.ID+`"`) {
 		t.Errorf("notification frame = %q", frames)
+	}
+
+	// The sign-out sample: a disconnect request through PublishFunction.
+	out, err = invoke(t, h.handler(t, app.PublishFunction, nil), readEvent(t, "signout.json"))
+	if err != nil {
+		t.Fatalf("signout.json: %v", err)
+	}
+	if string(out) != `{"connections":1,"disconnected":1,"gone":0,"failed":0}` {
+		t.Errorf("signout.json answered %s", out)
+	}
+	frames = h.mgmt.frames(sampleConnection)
+	h.mgmt.mu.Lock()
+	closed := h.mgmt.closed[sampleConnection]
+	h.mgmt.mu.Unlock()
+	if len(frames) != 3 || frames[2] != `{"type":"disconnected","code":"revoked","reason":"signed out"}` || !closed {
+		t.Errorf("sign-out: frames %q, closed %v; want the revoked frame, then DELETE", frames, closed)
+	}
+	if at, err := h.store.RevokedAt(ctx, "42"); err != nil || at.IsZero() {
+		t.Errorf("user 42 not revoked: %v, %v", at, err)
 	}
 
 	if got := invokeStatus(t, h.handler(t, app.DisconnectFunction, nil), readEvent(t, "disconnect.json")); got != http.StatusOK {

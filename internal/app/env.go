@@ -1,7 +1,7 @@
 package app
 
 // Environment variable names, the same in template.yaml and locally
-// (CONTRACT.md §6).
+// (docs/PROTOCOL.md §6).
 const (
 	EnvJWTSecret          = "JWT_SECRET"
 	EnvJWTJWKSURL         = "JWT_JWKS_URL"
@@ -20,11 +20,11 @@ const (
 	// EnvPublishConcurrency bounds the Management API calls in flight per publish.
 	EnvPublishConcurrency = "PUBLISH_CONCURRENCY"
 	// EnvMaxConnectionsPerUser caps a user's open connections; the oldest
-	// are closed when a new one would exceed it (CONTRACT.md §2).
+	// are closed when a new one would exceed it (docs/PROTOCOL.md §2).
 	EnvMaxConnectionsPerUser = "MAX_CONNECTIONS_PER_USER"
 )
 
-// Function logical IDs, as in template.yaml and CONTRACT.md §1.
+// Function logical IDs, as in template.yaml and docs/PROTOCOL.md §1.
 const (
 	ConnectFunction    = "ConnectFunction"
 	DisconnectFunction = "DisconnectFunction"

@@ -1,4 +1,4 @@
-// Package auth decides who may open a WebSocket connection (CONTRACT.md §2):
+// Package auth decides who may open a WebSocket connection (docs/PROTOCOL.md §2):
 // it verifies the JWT a client presents, checks the browser's Origin against
 // ALLOWED_ORIGINS, and finds the token and headers in an API Gateway $connect
 // event.

@@ -13,7 +13,7 @@ import (
 	"github.com/workorders/notify/internal/notify"
 )
 
-// JWT_SECRET must be at least 32 bytes (CONTRACT.md §2, v1.1): a shorter one
+// JWT_SECRET must be at least 32 bytes (docs/PROTOCOL.md §2, v1.1): a shorter one
 // is the cold-start failure, naming the variable and the length.
 func TestSecretStrength(t *testing.T) {
 	for _, s := range []string{"s", "local-dev-secret", strings.Repeat("x", MinSecretLength-1)} {
@@ -149,7 +149,7 @@ func TestIdentityTimes(t *testing.T) {
 	}
 }
 
-// Keys from the JWKS are trusted for an hour (CONTRACT.md §2, v1.1): within
+// Keys from the JWKS are trusted for an hour (docs/PROTOCOL.md §2, v1.1): within
 // it a key removed from the set still verifies (cached); after it the set is
 // fetched again, the removed key is refused and the new one verifies.
 func TestJWKSMaxAge(t *testing.T) {

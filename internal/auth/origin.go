@@ -10,7 +10,7 @@ import (
 // maxOriginInMessage bounds how much of a refused Origin is quoted back.
 const maxOriginInMessage = 200
 
-// OriginPolicy is the ALLOWED_ORIGINS rule for $connect (CONTRACT.md §2).
+// OriginPolicy is the ALLOWED_ORIGINS rule for $connect (docs/PROTOCOL.md §2).
 // The zero value allows nothing.
 type OriginPolicy struct {
 	any     bool

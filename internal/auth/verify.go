@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	// Leeway is the clock skew allowed on exp and nbf (CONTRACT.md §2).
+	// Leeway is the clock skew allowed on exp and nbf (docs/PROTOCOL.md §2).
 	Leeway = 60 * time.Second
 	// DefaultGroupsClaim is the claim read for groups when Config.GroupsClaim is empty.
 	DefaultGroupsClaim = "groups"
@@ -27,12 +27,12 @@ const (
 	// MaxTokenLength bounds the tokens Verify will parse, in bytes.
 	MaxTokenLength = 16 << 10
 	// MinSecretLength is the shortest JWT_SECRET accepted, in bytes: HS256
-	// needs a key of at least 256 bits (RFC 7518 §3.2, CONTRACT.md §2).
+	// needs a key of at least 256 bits (RFC 7518 §3.2, docs/PROTOCOL.md §2).
 	MinSecretLength = 32
 	// JWKSMaxAge is how long keys fetched from JWT_JWKS_URL are trusted:
 	// after that the set is fetched again before a key of it verifies
 	// anything, so a key removed from the set stops verifying within this
-	// time (CONTRACT.md §2).
+	// time (docs/PROTOCOL.md §2).
 	JWKSMaxAge = time.Hour
 )
 
@@ -81,7 +81,7 @@ type Identity struct {
 	ExpiresAt time.Time
 }
 
-// Verifier verifies JWTs as CONTRACT.md §2 says. It is safe for concurrent
+// Verifier verifies JWTs as docs/PROTOCOL.md §2 says. It is safe for concurrent
 // use; create one per process (at cold start) so the key set is cached.
 type Verifier struct {
 	secret      []byte
@@ -96,7 +96,7 @@ type Verifier struct {
 // NewVerifier returns a Verifier for cfg. It fetches nothing (and looks
 // nothing up: no DNS either): the JWKS is fetched on the first verification
 // that needs it. It fails with an EINVALID *notify.Error naming the variable
-// (the cold-start failure of CONTRACT.md §2) when neither JWT_SECRET nor
+// (the cold-start failure of docs/PROTOCOL.md §2) when neither JWT_SECRET nor
 // JWT_JWKS_URL is set, when JWT_SECRET is shorter than MinSecretLength
 // bytes, or when JWT_JWKS_URL is not an https URL (or an http one on a
 // loopback host).
@@ -177,7 +177,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if claims["iat"] != nil {
 		iat, err := claims.GetIssuedAt()
 		if err != nil {
-			// iat matters (revocation, CONTRACT.md §2): a token whose iat
+			// iat matters (revocation, docs/PROTOCOL.md §2): a token whose iat
 			// cannot be read is refused rather than taken as having none.
 			return Identity{}, notify.Wrap(notify.EUNAUTHORIZED, err, "iat claim is not a number")
 		}

@@ -74,7 +74,7 @@ const (
 	// whose holder keeps disappearing (released or expired) under us.
 	maxClaimAttempts = 5
 	// appendCleanupTimeout bounds the cleanup after a failed append: a
-	// publish answers within its store timeout plus this (CONTRACT.md §4's
+	// publish answers within its store timeout plus this (docs/PROTOCOL.md §4's
 	// 15 s, with the idempotency claim before it).
 	appendCleanupTimeout = 2 * time.Second
 	// maxQueryLimit caps the Limit of one Query page.

@@ -19,7 +19,7 @@ import (
 )
 
 // ValidationErrorType is the Lambda errorType of a refused publish request:
-// retrying cannot help (CONTRACT.md §4).
+// retrying cannot help (docs/PROTOCOL.md §4).
 const ValidationErrorType = "ValidationError"
 
 // InternalErrorType is the Lambda errorType of a publish that failed for a
@@ -43,7 +43,7 @@ type Handlers struct {
 
 // Connect answers $connect: origin policy, then the token, then the
 // user's revocation and storage. 403 for a refused origin, 401 for a bad or
-// revoked token, 500 for a storage failure (CONTRACT.md §2). A refused
+// revoked token, 500 for a storage failure (docs/PROTOCOL.md §2). A refused
 // connection stores nothing. The user's oldest sockets beyond the cap are
 // closed once the new one is stored.
 func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {

@@ -20,7 +20,7 @@
 //     defaults exist here only: template.yaml has none, so a deploy must be
 //     given real values. Stack.DevSecretInUse says whether ConnectFunction
 //     verifies with the development secret; the demo page's GET /dev/token
-//     answers only then (CONTRACT.md §7).
+//     answers only then (docs/PROTOCOL.md §7).
 //   - a table takes the environment variable that refers to it
 //     (CONNECTIONS_TABLE, NOTIFICATIONS_TABLE), else the template's
 //     TableName, else its logical ID.

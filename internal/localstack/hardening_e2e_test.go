@@ -12,7 +12,7 @@ import (
 	"github.com/workorders/notify/internal/localstack"
 )
 
-// TestHardeningE2E checks CONTRACT.md v1.1 §2–§5 from outside, over real
+// TestHardeningE2E checks docs/PROTOCOL.md v1.1 §2–§5 from outside, over real
 // sockets and the SDK's Lambda client, in memory and on DynamoDB: the
 // per-user cap, disconnect and revocation, token lifetime, repeated keys
 // and the read answer on every socket.

@@ -108,7 +108,7 @@ func (s *stack) token(t *testing.T, sub string, groups ...string) string {
 	return tok
 }
 
-// publishResult is PublishFunction's answer (CONTRACT §4).
+// publishResult is PublishFunction's answer (PROTOCOL.md §4).
 type publishResult struct {
 	ID           string   `json:"id"`
 	Connections  int      `json:"connections"`

@@ -19,7 +19,7 @@ import (
 	"github.com/workorders/notify/internal/notify"
 )
 
-// TestInboxE2E is issue 4 end to end (CONTRACT.md §5): nothing is lost while
+// TestInboxE2E is issue 4 end to end (docs/PROTOCOL.md §5): nothing is lost while
 // a socket is down, read state reaches every tab, and idempotency holds under
 // concurrency. Black box, like TestStack: real WebSocket clients and the
 // SDK's Lambda client, once in memory and once on DynamoDB (dynalite).

@@ -16,7 +16,7 @@ import (
 	"github.com/workorders/notify/web"
 )
 
-// The development default secret is long enough for HS256 (CONTRACT.md §2).
+// The development default secret is long enough for HS256 (docs/PROTOCOL.md §2).
 func TestDevSecretStrength(t *testing.T) {
 	if localstack.DevSecret != "local-development-secret-do-not-deploy" || len(localstack.DevSecret) < 32 {
 		t.Fatalf("DevSecret %q", localstack.DevSecret)
@@ -70,7 +70,7 @@ func TestStartRefusesWeakKeys(t *testing.T) {
 }
 
 // GET /dev/token answers only while ConnectFunction verifies with the
-// development default secret (CONTRACT.md §7), over a real stack serving the
+// development default secret (docs/PROTOCOL.md §7), over a real stack serving the
 // demo page wired as `notify local` wires it; a JWKS URL is accepted at
 // start without being fetched.
 func TestDevTokenOnlyWithTheDevelopmentSecret(t *testing.T) {

@@ -245,7 +245,7 @@ func (s *Stack) Shutdown(ctx context.Context) error { return s.gw.Shutdown(ctx) 
 // DevSecretInUse says whether ConnectFunction's JWT_SECRET is the
 // development default, DevSecret: true unless the environment (or a
 // JwtSecret parameter override) gave another one, or an empty one (a JWKS URL
-// alone). GET /dev/token answers only while it is true (CONTRACT.md §7):
+// alone). GET /dev/token answers only while it is true (docs/PROTOCOL.md §7):
 // a stack given a real secret does not hand out tokens signed with it.
 func (s *Stack) DevSecretInUse() bool {
 	env := s.env[app.ConnectFunction]

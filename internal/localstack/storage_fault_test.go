@@ -13,7 +13,7 @@ import (
 	"github.com/workorders/notify/internal/testenv"
 )
 
-// answerBound is CONTRACT.md §4's promise: a publish answers within 15 s
+// answerBound is docs/PROTOCOL.md §4's promise: a publish answers within 15 s
 // whatever storage does. (A bound the contract gives, not a speed target.)
 const answerBound = 15 * time.Second
 

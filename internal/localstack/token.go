@@ -35,7 +35,7 @@ type TokenClaims struct {
 }
 
 // SignToken returns an HS256 JWT for c. It refuses what a stack would refuse
-// anyway (CONTRACT §2): a sub or group that is not 1–128 characters of
+// anyway (PROTOCOL.md §2): a sub or group that is not 1–128 characters of
 // A-Z a-z 0-9 . _ : @ -, or more than 50 groups.
 func SignToken(c TokenClaims) (string, error) {
 	if c.Secret == "" {

@@ -7,7 +7,7 @@ import (
 )
 
 // DisconnectResult is PublishFunction's answer to a disconnect request
-// (CONTRACT.md §4): Connections = Disconnected + Gone + Failed.
+// (docs/PROTOCOL.md §4): Connections = Disconnected + Gone + Failed.
 type DisconnectResult struct {
 	Connections  int `json:"connections"`
 	Disconnected int `json:"disconnected"`

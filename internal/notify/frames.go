@@ -9,14 +9,14 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// Actions a client may send (CONTRACT.md §3).
+// Actions a client may send (docs/PROTOCOL.md §3).
 const (
 	ActionPing = "ping"
 	ActionSync = "sync"
 	ActionRead = "read"
 )
 
-// Error frame codes (CONTRACT.md §3).
+// Error frame codes (docs/PROTOCOL.md §3).
 const (
 	FrameBadRequest    = "bad_request"
 	FrameUnknownAction = "unknown_action"
@@ -25,7 +25,7 @@ const (
 )
 
 // Codes of a `disconnected` frame: why the server closes the socket
-// (CONTRACT.md §3).
+// (docs/PROTOCOL.md §3).
 const (
 	// DisconnectRevoked: a disconnect request; reconnect with a fresh token.
 	DisconnectRevoked = "revoked"
@@ -203,7 +203,7 @@ func ValidID(s string) bool {
 	return err == nil
 }
 
-// Server → client frames. Each marshals to the JSON of CONTRACT.md §3.
+// Server → client frames. Each marshals to the JSON of docs/PROTOCOL.md §3.
 
 // PongFrame answers ping.
 type PongFrame struct {

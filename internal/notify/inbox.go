@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Streams a notification is stored in (CONTRACT.md §5). A connection sees
+// Streams a notification is stored in (docs/PROTOCOL.md §5). A connection sees
 // its user's stream, the streams of its token's groups, and the broadcast
 // stream. The prefixes keep users and groups apart: group "user:43" is
 // stream "group:user:43", user 43 is stream "user:43".

@@ -21,7 +21,7 @@ type Connection struct {
 	TokenExpiresAt time.Time
 }
 
-// TokenLeeway is the clock skew allowed on a token's times (CONTRACT.md §2).
+// TokenLeeway is the clock skew allowed on a token's times (docs/PROTOCOL.md §2).
 const TokenLeeway = 60 * time.Second
 
 // TokenExpired reports whether c's token has expired at now, leeway
@@ -77,7 +77,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// PublishResult is PublishFunction's answer (CONTRACT.md §4).
+// PublishResult is PublishFunction's answer (docs/PROTOCOL.md §4).
 type PublishResult struct {
 	ID           string   `json:"id"`
 	Connections  int      `json:"connections"`

@@ -9,7 +9,7 @@ const MaxNameLength = 128
 const MaxGroupsPerConnection = 50
 
 // ValidName reports whether s is a valid user id or group name: 1 to 128
-// characters of A-Z a-z 0-9 . _ : @ - (CONTRACT.md §2).
+// characters of A-Z a-z 0-9 . _ : @ - (docs/PROTOCOL.md §2).
 func ValidName(s string) bool {
 	if s == "" || utf8.RuneCountInString(s) > MaxNameLength {
 		return false

@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of a publish request (CONTRACT.md §4).
+// Limits of a publish request (docs/PROTOCOL.md §4).
 const (
 	MaxUsersPerPublish    = 1000
 	MaxGroupsPerPublish   = 100
@@ -26,7 +26,7 @@ const (
 
 // PublishRequest is what another service sends to PublishFunction: a
 // notification to publish, or, when Disconnect is set, a disconnect request
-// (CONTRACT.md §4).
+// (docs/PROTOCOL.md §4).
 type PublishRequest struct {
 	Users          []string
 	Groups         []string

@@ -20,7 +20,7 @@ const (
 	// $disconnect comes: a little over API Gateway's 2-hour maximum.
 	DefaultConnectionTTL = 2*time.Hour + 15*time.Minute
 	// DefaultGoneGrace protects fresh connections from 410 cleanup: a post
-	// during $connect also answers 410 (CONTRACT.md §4).
+	// during $connect also answers 410 (docs/PROTOCOL.md §4).
 	DefaultGoneGrace = 10 * time.Second
 	// DefaultConcurrency bounds the sends in flight per publish.
 	DefaultConcurrency = 64
@@ -29,14 +29,14 @@ const (
 	// IdempotencyWindow is how long an idempotencyKey is remembered.
 	IdempotencyWindow = 24 * time.Hour
 	// DefaultStoreTimeout bounds the inbox write of a publish: a slower
-	// write fails the publish and nothing is sent (CONTRACT.md §5). It also
+	// write fails the publish and nothing is sent (docs/PROTOCOL.md §5). It also
 	// bounds how long a walk of the target connections may wait for a page.
 	DefaultStoreTimeout = 10 * time.Second
 	// DefaultCallTimeout bounds each single storage call around a publish
 	// or a connect (an idempotency claim or commit, a revocation lookup).
 	DefaultCallTimeout = 2 * time.Second
 	// DefaultPublishTimeout is the most a publish may spend on storage
-	// before answering, whatever storage does (CONTRACT.md §4).
+	// before answering, whatever storage does (docs/PROTOCOL.md §4).
 	DefaultPublishTimeout = 15 * time.Second
 	// DefaultConnectTimeout bounds what $connect does before it answers
 	// (the store's own cleanup of a failed save, at most 5 s, comes on top):
@@ -45,7 +45,7 @@ const (
 	// DefaultMaxConnectionsPerUser is MAX_CONNECTIONS_PER_USER's default.
 	DefaultMaxConnectionsPerUser = 20
 	// RevocationWindow is how long a disconnect request keeps refusing a
-	// user's older tokens (CONTRACT.md §2).
+	// user's older tokens (docs/PROTOCOL.md §2).
 	RevocationWindow = 7 * 24 * time.Hour
 	// answerConcurrency bounds the sends in flight of one frame's answer to
 	// a user's sockets (`read`, the cap's `disconnected` frames).
@@ -58,7 +58,7 @@ const (
 type Service struct {
 	Connections ConnectionStore
 	// Inbox keeps every published notification for Retention, so that
-	// nothing is lost while a socket is down (CONTRACT.md §5).
+	// nothing is lost while a socket is down (docs/PROTOCOL.md §5).
 	Inbox InboxStore
 	// Retention is DefaultRetention when zero.
 	Retention time.Duration
@@ -106,7 +106,7 @@ type ConnectRequest struct {
 }
 
 // ErrRevoked refuses a connection whose token was issued before its user
-// was revoked by a disconnect request (CONTRACT.md §2): a 401.
+// was revoked by a disconnect request (docs/PROTOCOL.md §2): a 401.
 var ErrRevoked = &Error{Code: EUNAUTHORIZED, Message: "token revoked: it was issued before the user was signed out; get a new token"}
 
 // Connect stores a new connection of a verified identity, within
@@ -397,17 +397,21 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 	if err != nil {
 		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification")
 	}
-	timeout := s.storeTimeout()
+	// The write gets StoreTimeout, or less when the rest of the publish
+	// would not fit before the deadline: the commit (keyed) and a first
+	// page of target connections must still come after it.
+	left := deadline.Sub(now) - s.firstPageReserve()
 	if lease.holder != "" {
-		// The claim must still be ours when the commit lands: the write gets
-		// what is left of the lease after the commit's own time.
-		left := lease.expiresAt.Sub(now) - s.callTimeout() - idempotencyLeaseMargin
-		if left <= 0 {
-			s.release(ctx, req.IdempotencyKey, lease.holder)
-			return PublishResult{}, Errorf(EINTERNAL, "the idempotency claim took too long to leave time for storing; nothing was sent; retry with the same idempotencyKey")
-		}
-		timeout = min(timeout, left)
+		// The claim must also still be ours when the commit lands.
+		left = min(left, lease.expiresAt.Sub(now)-idempotencyLeaseMargin) - s.callTimeout()
 	}
+	if left <= 0 {
+		if lease.holder != "" {
+			s.release(ctx, req.IdempotencyKey, lease.holder)
+		}
+		return PublishResult{}, Errorf(EINTERNAL, "storage took too long to leave time for storing the notification; nothing was sent; retry (with the same idempotencyKey, if any)")
+	}
+	timeout := min(s.storeTimeout(), left)
 	if err := s.store(ctx, StoredNotification{ID: id, Payload: payload}, req, now, timeout); err != nil {
 		if lease.holder != "" {
 			s.release(ctx, req.IdempotencyKey, lease.holder)
@@ -528,6 +532,11 @@ func (s *Service) release(ctx context.Context, key, holder string) {
 	}()
 }
 
+// firstPageReserve is the least time a publish keeps, within its deadline,
+// for the first page of target connections after the store write: half a
+// storage call (1 s by default).
+func (s *Service) firstPageReserve() time.Duration { return s.callTimeout() / 2 }
+
 // Idempotency timing. A pending claim is a lease just long enough for one
 // claim call, the store and the commit, so that a publisher that died
 // mid-store blocks the key for seconds, not for the whole idempotency window.
@@ -602,7 +611,7 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte, dead
 	now := s.now()
 	goneBefore := now.Add(-s.goneGrace())
 	var delivered, gone, failed atomic.Int64
-	firstWait := max(deadline.Sub(now), time.Second)
+	firstWait := max(deadline.Sub(now), s.firstPageReserve())
 	handed, walkErr := s.forEachConnection(ctx, target, s.concurrency(), firstWait, func(c Connection) {
 		if c.TokenExpired(now) {
 			s.closeExpired(ctx, c)

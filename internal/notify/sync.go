@@ -11,7 +11,7 @@ import (
 
 // SyncOverlap is how far before `after` a resuming sync starts: publishes on
 // different machines store out of id order by up to a few seconds, and the
-// overlap is what keeps "nothing lost" true (CONTRACT.md §5).
+// overlap is what keeps "nothing lost" true (docs/PROTOCOL.md §5).
 const SyncOverlap = 30 * time.Second
 
 // MaxUnread is where unread counting stops: 100 means "100 or more".

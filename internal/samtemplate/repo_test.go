@@ -283,7 +283,7 @@ func TestDefaultEvent(t *testing.T) {
 	}
 }
 
-// publishRequest is CONTRACT §4's request.
+// publishRequest is PROTOCOL.md §4's request.
 type publishRequest struct {
 	Users          []string `json:"users"`
 	Groups         []string `json:"groups"`
@@ -310,6 +310,22 @@ func TestPublishEvent(t *testing.T) {
 	}
 	if l := len(p.IdempotencyKey); l < 1 || l > 128 {
 		t.Errorf("idempotencyKey %q", p.IdempotencyKey)
+	}
+}
+
+// events/signout.json is a disconnect request (PROTOCOL.md §4): a user's
+// sign-out, decoded strictly.
+func TestSignoutEvent(t *testing.T) {
+	_, root := load(t)
+	var req struct {
+		Users      []string `json:"users"`
+		Disconnect struct {
+			Reason string `json:"reason"`
+		} `json:"disconnect"`
+	}
+	decodeStrict(t, filepath.Join(root, "events", "signout.json"), &req)
+	if !slices.Equal(req.Users, []string{"42"}) || req.Disconnect.Reason == "" || len([]rune(req.Disconnect.Reason)) > 200 {
+		t.Errorf("signout.json = %+v", req)
 	}
 }
 
@@ -355,7 +371,7 @@ func TestEventsFolderIsChecked(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{"connect.json", "default.json", "disconnect.json", "env.json", "publish.json"}
+	want := []string{"connect.json", "default.json", "disconnect.json", "env.json", "publish.json", "signout.json"}
 	if !slices.Equal(names, want) {
 		t.Errorf("events/ = %v, want %v (add a test for a new event)", names, want)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// The four functions of CONTRACT §1 and the route each serves.
+// The four functions of PROTOCOL.md §1 and the route each serves.
 var wantRoutes = map[string]string{
 	"$connect":    "ConnectFunction",
 	"$disconnect": "DisconnectFunction",
@@ -43,7 +43,7 @@ func TestAPIAndRoutes(t *testing.T) {
 // this checks the rest of what API Gateway needs to invoke the function: a
 // permission for apigateway.amazonaws.com, scoped by SourceArn to this API
 // and that one route (any stage), and no authorizer (ConnectFunction
-// answers 401/403 itself, CONTRACT §1).
+// answers 401/403 itself, PROTOCOL.md §1).
 func TestRoutesArePermittedToInvokeTheirFunction(t *testing.T) {
 	tm := realTemplate(t)
 	perms := tm.cfn.GetAllLambdaPermissionResources()
@@ -554,7 +554,7 @@ func TestFunctionLogGroups(t *testing.T) {
 			t.Errorf("%s: LoggingConfig %v, want LogGroup: !Ref to an AWS::Logs::LogGroup of the template", fn, logging)
 			continue
 		}
-		// Text: the EMF lines (CONTRACT §9) must reach CloudWatch as printed.
+		// Text: the EMF lines (PROTOCOL.md §9) must reach CloudWatch as printed.
 		if f, ok := logging["LogFormat"]; ok && f != "Text" {
 			t.Errorf("%s: LogFormat %v, want Text (or none)", fn, f)
 		}

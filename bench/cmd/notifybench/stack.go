@@ -21,7 +21,7 @@ import (
 )
 
 // awsEnv is the environment of every process the benchmark starts: static
-// dummy credentials, a region, and no EC2 metadata look-ups (CONTRACT §6).
+// dummy credentials, a region, and no EC2 metadata look-ups (PROTOCOL.md §6).
 func awsEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {

@@ -37,8 +37,8 @@ import (
 )
 
 // Sizes of the heavier subtests. FanOutStreams is the most users a publish
-// may name (CONTRACT.md §4): 40 DynamoDB batches of 25. FanOutTimeout is the
-// longest a store write may take before a publish fails (CONTRACT.md §5).
+// may name (docs/PROTOCOL.md §4): 40 DynamoDB batches of 25. FanOutTimeout is the
+// longest a store write may take before a publish fails (docs/PROTOCOL.md §5).
 const (
 	FanOutStreams   = 1000
 	FanOutTimeout   = 10 * time.Second
