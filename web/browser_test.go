@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/workorders/notify/internal/localstack"
@@ -49,7 +50,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// Off AWS nothing may look for credentials on the network (CONTRACT §6).
+	// Off AWS nothing may look for credentials on the network (PROTOCOL.md §6).
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	code := m.Run()
 	browserCancel()
@@ -123,6 +124,9 @@ type stack struct {
 	opts localstack.Options
 	cur  atomic.Pointer[localstack.Stack]
 	addr string
+	// tokenTTL is the lifetime of the tokens GET /dev/token mints (zero:
+	// an hour).
+	tokenTTL atomic.Int64
 }
 
 // startStack starts a local stack with the demo page on a free port; env
@@ -143,7 +147,14 @@ func startStack(t *testing.T, dynamo string, env map[string]string, tweaks ...fu
 		if cur == nil {
 			return "", fmt.Errorf("the stack is not running: %w", web.ErrNotReady)
 		}
-		return cur.DevToken(sub, groups, time.Hour)
+		if !cur.DevSecretInUse() { // as notify local wires it
+			return "", fmt.Errorf("JWT_SECRET is not the development default: %w", web.ErrDisabled)
+		}
+		ttl := time.Duration(s.tokenTTL.Load())
+		if ttl <= 0 {
+			ttl = time.Hour
+		}
+		return cur.DevToken(sub, groups, ttl)
 	})
 	for _, tweak := range tweaks {
 		tweak(&s.opts)
@@ -238,7 +249,8 @@ type tab struct {
 }
 
 // openPage opens url in a new tab and waits until the client is connected
-// and synced.
+// and synced. Every WebSocket the page opens is recorded in window.wsLog
+// (see wsRecorder).
 func openPage(t *testing.T, name, url string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser(t))
@@ -265,6 +277,10 @@ func openPage(t *testing.T, name, url string) *tab {
 			t.Errorf("%s: uncaught exception in the page: %s", name, <-p.exceptions)
 		}
 	})
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: wsRecorder}); err != nil {
+		t.Fatalf("%s: installing the WebSocket recorder: %v", name, err)
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("%s: navigating to %s: %v", name, url, err)
 	}

@@ -1,9 +1,9 @@
-// Types of notify.js, the browser client of the work-order notification service (protocol v1).
+// Types of notify.js, the browser client of the work-order notification service (protocol v1.1).
 
 /** Connection status. "open" means connected and synced: nothing missed. */
 export type Status = "connecting" | "open" | "reconnecting" | "failing" | "unauthorized" | "closed";
 
-/** A notification, as in the `notification` and `synced` frames (CONTRACT.md §3). */
+/** A notification, as in the `notification` and `synced` frames (docs/PROTOCOL.md §3). */
 export interface Notification {
   /** ULID: unique, and sorts by time. */
   id: string;
@@ -25,9 +25,24 @@ export interface ReadResult {
   unread: number;
 }
 
+/** The `disconnected` event: the server closed the socket on purpose (docs/PROTOCOL.md §3). */
+export interface Disconnected {
+  /** "revoked": the user was signed out (a disconnect request); the client reconnects with a fresh
+   * token from its token function (a plain-string token that is then refused stops it, "unauthorized").
+   * "too_many_connections": another tab of the user took its place; the client stops, status "closed",
+   * and does not reconnect by itself. */
+  code: "revoked" | "too_many_connections" | (string & {});
+  /** The reason the disconnect request gave, "" when none. */
+  reason: string;
+}
+
 export interface NotifyClientOptions {
-  /** A JWT, or a function (possibly async) returning a fresh one, called before each (re)connect.
-   * A function that throws stops the client with status "unauthorized". */
+  /** A JWT, or a function (possibly async) returning a fresh one, called before each (re)connect and,
+   * when the JWT's payload has a readable `exp`, before that: the socket is then replaced by one opened
+   * with a fresh token (60 s before `exp`, or a quarter of the token's lifetime before it when shorter),
+   * losing nothing, so an open tab never hits `token_expired`.
+   * A function that throws stops the client with status "unauthorized"; so does a plain string that the
+   * server refuses after signing the user out (`revoked`), or lets expire (`token_expired`). */
   token: string | (() => string | Promise<string>);
   /** Resume after this id on the first connect; without it the first sync returns the latest notifications. */
   lastId?: string;
@@ -55,12 +70,14 @@ export interface NotifyEvents {
   unread: number;
   read: ReadResult;
   gap: undefined;
+  disconnected: Disconnected;
   error: Error;
 }
 
 /** An error frame from the server, or a request that timed out or was cut short by close(). */
 export class NotifyError extends Error {
-  /** "bad_request" | "unknown_action" | "internal" | "timeout" | "closed" | "bad_frame" */
+  /** "bad_request" | "unknown_action" | "internal" | "token_expired" | "timeout" | "closed" | "bad_frame" |
+   * "unauthorized" (a plain-string token that cannot be renewed was refused or expired) */
   readonly code: string;
 }
 

@@ -1,5 +1,5 @@
 // notify.js: the browser client of the work-order notification service
-// (protocol v1, CONTRACT.md). A dependency-free ES module.
+// (protocol v1.1, docs/PROTOCOL.md). A dependency-free ES module.
 //
 //   import { NotifyClient } from "./notify.js";
 //   const client = new NotifyClient("wss://abc.execute-api.eu-west-1.amazonaws.com/prod", {
@@ -13,6 +13,18 @@
 // saw, so a notification published while the socket was down is delivered
 // once it is back; notifications are delivered once each (deduplicated by
 // id), in id order within each batch.
+//
+// Tokens (docs/PROTOCOL.md §2, §8): when the token is a JWT whose payload it can
+// read, the client replaces its socket with one opened with a fresh token
+// from the `token` function before the token's `exp` (at the latest 60 s
+// before it, or a quarter of the token's lifetime before it when that is
+// shorter), so an open tab never hits `token_expired`; the new socket opens
+// and syncs before the old one closes. When the server signs the user out
+// (`disconnected`, code `revoked`) or answers `token_expired`, it reconnects
+// with a fresh token; a plain-string token that is then refused (or has
+// expired) stops it with status "unauthorized". When another tab of the user
+// takes its place (`too_many_connections`), it stops with status "closed"
+// and does not reconnect.
 
 /** @typedef {"connecting"|"open"|"reconnecting"|"failing"|"unauthorized"|"closed"} Status */
 
@@ -36,8 +48,13 @@ const DEFAULTS = {
   syncLimit: 100, // notifications per synced frame (1..100)
 };
 
-const MAX_IDS_PER_READ = 100; // CONTRACT §3
+const MAX_IDS_PER_READ = 100; // PROTOCOL.md §3
 const SEEN_LIMIT = 2000; // ids remembered for deduplication
+const REFRESH_MARGIN = 60_000; // ms: replace the socket at most this long before the token's exp...
+const REFRESH_FRACTION = 0.25; // ...or this fraction of the token's lifetime before it, when shorter
+const MIN_TOKEN_AGE = 1000; // ms: never replace a socket sooner than this for its token's sake
+const MAX_TIMER = 2 ** 31 - 1; // ms: longer setTimeout delays fire at once
+const SERVER_CLOSE_GRACE = 2000; // ms: how long the server may take to close a socket it let go of
 
 /** An error the server answered with (`{"type":"error",...}`), or a timeout. */
 export class NotifyError extends Error {
@@ -45,7 +62,7 @@ export class NotifyError extends Error {
   constructor(code, message) {
     super(message);
     this.name = "NotifyError";
-    /** "bad_request" | "unknown_action" | "internal" | "timeout" | "closed" */
+    /** "bad_request" | "unknown_action" | "internal" | "token_expired" | "timeout" | "closed" | "bad_frame" | "unauthorized" */
     this.code = code;
   }
 }
@@ -61,9 +78,11 @@ export class NotifyClient {
   #status = /** @type {Status} */ ("closed");
   #started = false;
   #closed = false;
-  #conn = null; // the current connection: {ws, opened, pingTimer, ageTimer}
+  #conn = null; // the current connection: {ws, token, replaces, opened, tokenBound, pingTimer, ageTimer, closeTimer}
   #retiring = new Set(); // connections being replaced (see #rotate)
   #failures = 0; // consecutive attempts that never opened
+  #rotationFailures = 0; // consecutive replacements that did not open
+  #refused = ""; // why the server let go of the last token: "revoked", "expired" or ""
   #everOpened = false;
   #retryTimer = null;
   #lastId = "";
@@ -78,7 +97,9 @@ export class NotifyClient {
    * @param {string} url  The WebSocket URL: the stack's `WebSocketUrl` output, locally `ws://HOST:PORT/`.
    * @param {object} options
    * @param {string | (() => string | Promise<string>)} options.token  A JWT, or a function returning a
-   *   fresh one, called before each (re)connect. If it throws, the client stops with status "unauthorized".
+   *   fresh one, called before each (re)connect and before a readable token's `exp`. If it throws, the
+   *   client stops with status "unauthorized"; so does a plain string the server refuses after a
+   *   sign-out (`revoked`) or lets expire (`token_expired`).
    * @param {string} [options.lastId]  Resume after this notification id on the first connect
    *   (e.g. kept in localStorage); without it the first sync returns the latest notifications.
    * @param {number} [options.backoffBase]  Reconnect backoff base in ms (default 500).
@@ -103,12 +124,15 @@ export class NotifyClient {
    * Listen to an event. Returns a function that removes the listener.
    * - `notification` (n: Notification): each notification once, live or synced.
    * - `status` (s: Status): connecting, open (connected and synced), reconnecting, failing, unauthorized, closed.
+   * - `disconnected` ({code, reason}): the server closed the socket on purpose: code "revoked" (the user
+   *   was signed out: the client reconnects with a fresh token) or "too_many_connections" (another tab
+   *   of the user took its place: the client stops with status "closed"); reason is "" when none was given.
    * - `unread` (count: number): unread notifications of this user, 100 meaning "100 or more".
    * - `read` ({ids, unread}): notifications marked read, by this tab or another tab of the user
    *   (`ids` is empty after "mark all read").
    * - `gap` (): the client was away longer than the retention: some notifications may be lost.
    * - `error` (err: Error): a server error frame, a failed sync, or a token function that threw.
-   * @param {"notification"|"status"|"unread"|"read"|"gap"|"error"} event
+   * @param {"notification"|"status"|"unread"|"read"|"gap"|"disconnected"|"error"} event
    * @param {(value: any) => void} fn
    * @returns {() => void}
    */
@@ -177,53 +201,88 @@ export class NotifyClient {
       return;
     }
     if (this.#closed) return;
-    this.#connect(token, false);
+    this.#connect(token, null);
   }
 
-  /** Opens a socket; `rotation` keeps the current one until the new one has synced. */
-  #connect(token, rotation) {
+  /** Opens a socket; when it `replaces` one, that one stays until the new one has synced. */
+  #connect(token, replaces) {
     const sep = this.#url.includes("?") ? "&" : "?";
     const ws = new this.#opts.WebSocket(`${this.#url}${sep}token=${encodeURIComponent(token)}`);
-    const conn = { ws, opened: false, pingTimer: null, ageTimer: null };
-    if (!rotation) this.#conn = conn;
+    const conn = { ws, token, replaces, opened: false, tokenBound: false, pingTimer: null, ageTimer: null, closeTimer: null };
+    if (!replaces) this.#conn = conn;
     ws.onopen = () => {
       if (this.#closed) return ws.close(1000);
       conn.opened = true;
       this.#failures = 0;
       this.#everOpened = true;
-      if (rotation) {
+      this.#refused = "";
+      if (replaces) {
         // The new socket takes over; the old one keeps delivering until this one has synced.
+        this.#rotationFailures = 0;
         if (this.#conn) this.#retiring.add(this.#conn);
         else clearTimeout(this.#retryTimer); // the old one dropped meanwhile: this one replaces the retry
         this.#conn = conn;
       }
       conn.pingTimer = setInterval(() => this.#send(conn, { action: "ping" }), this.#opts.pingInterval);
-      conn.ageTimer = setTimeout(() => this.#rotate(), this.#opts.maxAge);
+      // Replace it before API Gateway's 2-hour limit and, when a token function can give a
+      // fresh token, before its token expires.
+      const life = typeof this.#opts.token === "function" ? tokenLife(token, Date.now()) : Infinity;
+      conn.tokenBound = life < this.#opts.maxAge;
+      conn.ageTimer = setTimeout(() => this.#rotate(conn), Math.min(this.#opts.maxAge, life, MAX_TIMER));
       this.#sync(conn);
     };
     ws.onmessage = (ev) => this.#onFrame(conn, ev.data);
     ws.onclose = () => this.#onClose(conn);
   }
 
-  /** Replace the socket before API Gateway closes it at 2 hours, losing nothing. */
-  async #rotate() {
+  /**
+   * Replace the socket `old` before API Gateway closes it at 2 hours, or before its token
+   * expires, with one opened with a fresh token, losing nothing: the new socket syncs
+   * from the last id seen before the old one closes.
+   */
+  async #rotate(old) {
     if (this.#closed) return;
+    let token;
     try {
-      const token = typeof this.#opts.token === "function" ? await this.#opts.token() : this.#opts.token;
-      if (!this.#closed) this.#connect(token, true);
+      token = typeof this.#opts.token === "function" ? await this.#opts.token() : this.#opts.token;
     } catch (err) {
-      this.#emit("error", err); // the current socket lives on; its close reconnects as usual
+      this.#emit("error", err); // the current socket lives on (its close reconnects as usual); try again
+      return this.#rotationFailed(old);
     }
+    if (this.#closed || (this.#conn && this.#conn !== old)) return; // it closed and was replaced meanwhile
+    // A token function that caches may hand back the very token about to expire: ask again later.
+    if (this.#conn && old.tokenBound && token === old.token) return this.#rotationFailed(old);
+    this.#connect(token, old);
+  }
+
+  /** A replacement of `old` did not open: `old` lives on; try again after a backoff. */
+  #rotationFailed(old) {
+    if (this.#closed || this.#conn !== old) return;
+    this.#rotationFailures++;
+    const ceiling = Math.min(this.#opts.backoffCap, this.#opts.backoffBase * 2 ** this.#rotationFailures);
+    clearTimeout(old.ageTimer);
+    old.ageTimer = setTimeout(() => this.#rotate(old), ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
   #onClose(conn) {
     clearInterval(conn.pingTimer);
     clearTimeout(conn.ageTimer);
-    if (this.#retiring.delete(conn) || conn !== this.#conn) return; // replaced: nothing to do
+    clearTimeout(conn.closeTimer);
+    if (this.#retiring.delete(conn)) return; // replaced: nothing to do
+    if (conn !== this.#conn) {
+      if (conn.replaces && !conn.opened) this.#rotationFailed(conn.replaces);
+      return;
+    }
     this.#conn = null;
     this.#syncing = false;
     this.#rejectPending("closed", "the connection closed");
     if (this.#closed) return;
+    if (!conn.opened && this.#refused && typeof this.#opts.token !== "function") {
+      // The same string again, and the server would not have it: no fresh token to try.
+      this.#emit("error", new NotifyError("unauthorized", `the token was refused after the server ${
+        this.#refused === "revoked" ? "signed the user out" : "let it expire"}; give a fresh one`));
+      return this.#stop("unauthorized");
+    }
     if (!conn.opened) this.#failures++;
     const failing = this.#failures >= this.#opts.failAfter;
     this.#setStatus(failing ? "failing" : this.#everOpened ? "reconnecting" : "connecting");
@@ -335,11 +394,38 @@ export class NotifyClient {
         this.#setUnread(frame.unread);
         this.#emit("read", { ids: frame.ids || [], unread: frame.unread });
         break;
+      case "disconnected": // the server closes this socket on purpose (PROTOCOL.md §3)
+        this.#onDisconnected(conn, String(frame.code ?? ""), typeof frame.reason === "string" ? frame.reason : "");
+        break;
       case "error":
         if (!waiter) this.#emit("error", new NotifyError(frame.code, frame.message));
+        if (frame.code === "token_expired") this.#tokenRefused(conn, "expired");
         break;
       // "pong" and "synced" need nothing more.
     }
+  }
+
+  #onDisconnected(conn, code, reason) {
+    if (conn !== this.#conn) return; // one being replaced: its successor carries on
+    this.#emit("disconnected", { code, reason });
+    if (code === "too_many_connections") return this.#stop("closed"); // another tab took its place
+    if (code === "revoked") this.#tokenRefused(conn, "revoked");
+    // Any other code: the server closes the socket, and the client reconnects as after any drop.
+  }
+
+  /** The server let go of this socket's token: reconnect with a fresh one, if there can be one. */
+  #tokenRefused(conn, why) {
+    if (conn !== this.#conn) return; // one being replaced: its successor carries on
+    this.#refused = why;
+    if (why === "expired" && typeof this.#opts.token !== "function") {
+      // A string cannot be renewed, and this one is past its exp: the server would refuse it.
+      this.#emit("error", new NotifyError("unauthorized", "the token expired; give a fresh one"));
+      return this.#stop("unauthorized");
+    }
+    // The server closes it (and counts it "disconnected" only if it is still there): give it
+    // a moment, then close it from here. Its close reconnects, with a fresh token.
+    clearTimeout(conn.closeTimer);
+    conn.closeTimer = setTimeout(() => conn.ws.close(1000, "token refused"), SERVER_CLOSE_GRACE);
   }
 
   /** Send a request and wait for the answer with the same ref; waits for the connection when it is down. */
@@ -407,5 +493,38 @@ export class NotifyClient {
         if (event !== "error") queueMicrotask(() => { throw err; }); // report, don't break the client
       }
     }
+  }
+}
+
+/**
+ * How long (ms) a socket opened at `now` with `token` may serve before it is replaced with a
+ * fresh token: until the token's `exp` less a margin (60 s, or a quarter of the token's
+ * lifetime when shorter), or Infinity when the token is not a JWT with a readable `exp`.
+ * The lifetime is `exp - iat`: when this machine's clock makes the token look (nearly)
+ * expired already, the clock is off (the server accepted it), and the lifetime is used.
+ */
+function tokenLife(token, now) {
+  const claims = jwtClaims(token);
+  if (!claims || typeof claims.exp !== "number" || !Number.isFinite(claims.exp)) return Infinity;
+  const left = claims.exp * 1000 - now;
+  const { iat } = claims;
+  const lifetime = typeof iat === "number" && Number.isFinite(iat) && iat < claims.exp ? (claims.exp - iat) * 1000 : left;
+  if (lifetime <= 0) return Infinity; // no iat and expired by this clock: nothing to go by
+  const margin = Math.min(REFRESH_MARGIN, lifetime * REFRESH_FRACTION);
+  const until = left > margin ? Math.min(left, lifetime) : lifetime;
+  return Math.max(until - margin, MIN_TOKEN_AGE);
+}
+
+/** The claims of a JWT (its payload: base64url JSON), or null when `token` is not one. */
+function jwtClaims(token) {
+  const part = typeof token === "string" ? token.split(".")[1] : undefined;
+  if (!part || !/^[A-Za-z0-9_-]+$/.test(part)) return null;
+  try {
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === "object" && !Array.isArray(claims) ? claims : null;
+  } catch {
+    return null;
   }
 }
