@@ -18,7 +18,7 @@ const $ = (sel) => document.querySelector(sel);
 const list = $("#list");
 const items = new Map(); // id → {n, el, read}
 let unread = 0;
-let initialSync = true; // before the first "open": the latest notifications, read or not
+let initialSync = true; // before the first "open": the latest notifications, each with its read state
 
 // ---- the client ----
 
@@ -50,18 +50,13 @@ const client = new NotifyClient(wsURL, {
 });
 
 client.on("notification", (n) => {
+  // n.read is this user's state: as the sync said (after a reload too), false when live.
   add(n, initialSync);
-  if (!initialSync) toast(n);
+  if (!initialSync && !n.read) toast(n);
 });
 client.on("unread", (count) => {
   unread = count;
-  if (initialSync) {
-    // Sync gives a count, not which ones: the newest `count` are taken as unread.
-    const ids = [...items.keys()].sort().reverse();
-    ids.forEach((id, i) => setRead(id, i >= count));
-  } else if (count === 0) {
-    for (const id of items.keys()) setRead(id, true);
-  }
+  if (count === 0) for (const id of items.keys()) setRead(id, true);
   render();
 });
 client.on("read", ({ ids }) => {
@@ -135,11 +130,12 @@ function add(n, fromInitialSync) {
     markRead([n.id]);
   });
   el.addEventListener("click", () => markRead([n.id]));
-  items.set(n.id, { n, el, read: fromInitialSync });
+  const read = n.read === true;
+  items.set(n.id, { n, el, read });
   // Newest first: insert before the first item with a smaller id.
   const next = [...list.children].find((li) => li.dataset.id < n.id);
   list.insertBefore(el, next ?? null);
-  setRead(n.id, fromInitialSync);
+  setRead(n.id, read);
   if (!fromInitialSync) {
     el.classList.add("fresh");
     setTimeout(() => el.classList.remove("fresh"), 1600);

@@ -506,6 +506,91 @@ func TestReconnectSyncsWhatWasMissed(t *testing.T) {
 	}
 }
 
+// A reload shows each notification's own read state, from the synced
+// frame's read flags (PROTOCOL §5), not a guess from the unread count: of
+// five, the second and fourth are read, and after a reload exactly those two
+// show as read — in memory and on DynamoDB (dynalite).
+func TestReloadShowsReadState(t *testing.T) {
+	for _, backend := range []string{"memory", "dynamodb"} {
+		t.Run(backend, func(t *testing.T) {
+			var s *stack
+			if backend == "memory" {
+				s = startStack(t, "", nil)
+			} else {
+				s = startStack(t, testenv.Dynalite(t), map[string]string{
+					"CONNECTIONS_TABLE":   testenv.UniqueName("web-connections"),
+					"NOTIFICATIONS_TABLE": testenv.UniqueName("web-notifications"),
+				})
+			}
+			p := openPage(t, "tab", s.pageURL(pageQuery))
+			var ids []string
+			for i := range 5 {
+				res := s.publish(map[string]any{"users": []string{"demo"},
+					"notification": notification("workorder.status", fmt.Sprintf("WO-%d moved to In progress", i), fmt.Sprintf("WO-%d", i))})
+				ids = append(ids, res.ID)
+			}
+			p.waitItems(5)
+			p.waitBadge(5)
+			read := []string{ids[1], ids[3]}
+			for _, id := range read {
+				p.click(fmt.Sprintf(`#list .item[data-id=%q] .mark-read`, id))
+			}
+			p.waitBadge(3) // the server's answer: both are stored read
+
+			check := func(what string) {
+				t.Helper()
+				items := p.items()
+				if len(items) != 5 {
+					t.Fatalf("%s: list %v, want the 5 notifications", what, items)
+				}
+				var gotRead []string
+				for _, it := range items {
+					if !it.Unread {
+						gotRead = append(gotRead, it.ID)
+					}
+				}
+				slices.Sort(gotRead)
+				if !slices.Equal(gotRead, read) {
+					t.Errorf("%s: read %v (list %v), want exactly %v", what, gotRead, items, read)
+				}
+				if n := p.badge(); n != 3 {
+					t.Errorf("%s: badge %d, want 3", what, n)
+				}
+				// Only unread items offer "mark as read".
+				buttons := eval[[]string](p, `[...document.querySelectorAll("#list .item")]
+					.filter(li => !li.querySelector(".mark-read").hidden).map(li => li.dataset.id)`)
+				slices.Sort(buttons)
+				if want := []string{ids[0], ids[2], ids[4]}; !slices.Equal(buttons, want) {
+					t.Errorf("%s: mark-read buttons on %v, want on %v", what, buttons, want)
+				}
+			}
+			check("before the reload")
+
+			if err := chromedp.Do(p.ctx, chromedp.Reload()); err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+			p.waitStatus("open")
+			p.waitItems(5)
+			p.waitBadge(3)
+			check("after the reload")
+
+			// The client hands the flag to the page: from the sync, and
+			// false for a live notification.
+			eval[bool](p, `(window.liveRead = [], notifyClient.on("notification", n => liveRead.push(n.read)), true)`)
+			s.publish(map[string]any{"users": []string{"demo"},
+				"notification": notification("workorder.comment", "New comment on WO-9", "WO-9")})
+			p.waitItems(6)
+			p.waitBadge(4)
+			if live := eval[[]any](p, `liveRead`); len(live) != 1 || live[0] != false {
+				t.Errorf("live notification's read flag %v, want [false]", live)
+			}
+			if items := p.items(); items[0].Title != "New comment on WO-9" || !items[0].Unread {
+				t.Errorf("list %v: want the new one on top, unread", items)
+			}
+		})
+	}
+}
+
 // The client pings before the idle timeout and replaces its socket before
 // the maximum duration, losing nothing and never leaving "open": here a
 // 1-second idle timeout and a 3-second maximum, a page that pings every 300 ms

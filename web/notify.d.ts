@@ -15,6 +15,10 @@ export interface Notification {
   data?: Record<string, unknown>;
   /** ISO 8601, e.g. "2026-11-25T10:00:00.000Z". */
   createdAt: string;
+  /** This user's read state when delivered: for a notification from a sync, as the server reported
+   * it (docs/PROTOCOL.md §5), so a reloaded page shows each item's own state; false for a live one,
+   * which is unread when it arrives (its frame carries no `read`). Later changes come as `read` events. */
+  read: boolean;
 }
 
 /** The answer to markRead / markAllRead, and the `read` event (from any tab of the user). */

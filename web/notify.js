@@ -36,6 +36,9 @@
  * @property {string} [body]
  * @property {Record<string, unknown>} [data]
  * @property {string} createdAt   ISO 8601.
+ * @property {boolean} read       This user's read state when delivered: as the sync reported it
+ *   (so a reloaded page shows each item's own state); false for a live one, which is unread when
+ *   it arrives. Later changes come as `read` events.
  */
 
 const DEFAULTS = {
@@ -319,7 +322,10 @@ export class NotifyClient {
       if (this.#lastId) frame.after = this.#lastId;
       for (;;) {
         const synced = await this.#request(frame, conn);
-        batch.push(...synced.notifications);
+        // Each synced notification carries this user's read flag (PROTOCOL.md §5).
+        for (const n of synced.notifications ?? []) {
+          if (n && typeof n === "object") batch.push({ ...n, read: n.read === true });
+        }
         gap ||= synced.gap;
         unread = synced.unread;
         if (!synced.more) break;
@@ -386,10 +392,14 @@ export class NotifyClient {
       else waiter.resolve(frame);
     }
     switch (frame.type) {
-      case "notification":
-        if (this.#syncing) this.#buffer.push(frame.notification);
-        else this.#deliver([frame.notification], true);
+      case "notification": {
+        // A live notification is unread when it arrives: its frame carries no read flag.
+        if (!frame.notification || typeof frame.notification !== "object") break;
+        const n = { ...frame.notification, read: false };
+        if (this.#syncing) this.#buffer.push(n);
+        else this.#deliver([n], true);
         break;
+      }
       case "read": // ours (with ref) or another tab's
         this.#setUnread(frame.unread);
         this.#emit("read", { ids: frame.ids || [], unread: frame.unread });

@@ -36,9 +36,6 @@ const (
 	DefaultMaxBackoff = 2 * time.Second
 )
 
-// MaxFrameBytes is the most data one PostToConnection accepts.
-const MaxFrameBytes = 131072
-
 // Options configure a Sender.
 type Options struct {
 	// Endpoint is the stage's Management API endpoint, e.g.
@@ -56,14 +53,6 @@ type Options struct {
 	// MaxBackoff caps the delay before one retry. Zero means
 	// DefaultMaxBackoff.
 	MaxBackoff time.Duration
-}
-
-// Info describes a live connection (GetConnection).
-type Info struct {
-	ConnectedAt  time.Time
-	LastActiveAt time.Time
-	SourceIP     string
-	UserAgent    string
 }
 
 // Sender posts to connections through the Management API. It is safe for
@@ -196,12 +185,9 @@ func newRetryer(opts Options) aws.Retryer {
 func (s *Sender) Send(ctx context.Context, connectionID string, data []byte) error {
 	// Checked here rather than by a round trip: the SDK refuses a nil Data
 	// itself (a validation error), and the gateway refuses more than
-	// MaxFrameBytes with a 413.
-	if len(data) == 0 {
-		return notify.Errorf(notify.EINVALID, "empty frame")
-	}
-	if len(data) > MaxFrameBytes {
-		return notify.Errorf(notify.EINVALID, "frame of %d bytes is over the gateway's %d", len(data), MaxFrameBytes)
+	// notify.MaxFrameBytes with a 413.
+	if len(data) == 0 || len(data) > notify.MaxFrameBytes {
+		return notify.Errorf(notify.EINVALID, "apigw: post to connection %s: frame of %d bytes, want 1 to %d", connectionID, len(data), notify.MaxFrameBytes)
 	}
 	_, err := s.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
 		ConnectionId: aws.String(connectionID),
@@ -216,30 +202,7 @@ func (s *Sender) Close(ctx context.Context, connectionID string) error {
 	_, err := s.client.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
 		ConnectionId: aws.String(connectionID),
 	})
-	return mapError("delete", connectionID, err)
-}
-
-// Get describes the connection (GetConnection). A gone connection gives an
-// EGONE error.
-func (s *Sender) Get(ctx context.Context, connectionID string) (Info, error) {
-	out, err := s.client.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{
-		ConnectionId: aws.String(connectionID),
-	})
-	if err != nil {
-		return Info{}, mapError("get", connectionID, err)
-	}
-	var info Info
-	if out.ConnectedAt != nil {
-		info.ConnectedAt = *out.ConnectedAt
-	}
-	if out.LastActiveAt != nil {
-		info.LastActiveAt = *out.LastActiveAt
-	}
-	if out.Identity != nil {
-		info.SourceIP = aws.ToString(out.Identity.SourceIp)
-		info.UserAgent = aws.ToString(out.Identity.UserAgent)
-	}
-	return info, nil
+	return mapError("close", connectionID, err)
 }
 
 // mapError turns an SDK error into a notify error. The modeled exception is
@@ -258,7 +221,7 @@ func mapError(op, connectionID string, err error) error {
 		// ErrGone (the first *notify.Error) and the SDK error stays reachable.
 		return fmt.Errorf("apigw: %s connection %s: %w: %w", op, connectionID, notify.ErrGone, err)
 	case errors.As(err, &tooLarge) || httpStatus(err) == http.StatusRequestEntityTooLarge:
-		return notify.Wrap(notify.EINVALID, err, "frame too large for the gateway")
+		return notify.Wrap(notify.EINVALID, err, "apigw: "+op+" connection "+connectionID+": frame refused by the gateway as too large (413)")
 	default:
 		return notify.Wrap(notify.EINTERNAL, err, "apigw: "+op+" connection "+connectionID+" failed")
 	}

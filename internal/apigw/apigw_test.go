@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -190,6 +191,9 @@ func TestSendPayloadTooLarge(t *testing.T) {
 	if code := notify.ErrorCode(err); code != notify.EINVALID {
 		t.Fatalf("code %q, err %v", code, err)
 	}
+	if msg := notify.ErrorMessage(err); !strings.Contains(msg, "post to connection c1") || !strings.Contains(msg, "413") {
+		t.Errorf("message %q does not say which post failed and why", msg)
+	}
 	if n := srv.hits.Load(); n != 1 {
 		t.Errorf("hits %d, want 1", n)
 	}
@@ -198,12 +202,15 @@ func TestSendPayloadTooLarge(t *testing.T) {
 func TestSendRefusesEmptyAndOversizedFrames(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
 	s := apigw.New(StaticConfig(), fast(srv.URL))
-	for _, data := range [][]byte{nil, {}, make([]byte, apigw.MaxFrameBytes+1)} {
-		if err := s.Send(context.Background(), "c1", data); notify.ErrorCode(err) != notify.EINVALID {
+	for _, data := range [][]byte{nil, {}, make([]byte, notify.MaxFrameBytes+1)} {
+		err := s.Send(context.Background(), "c1", data)
+		if notify.ErrorCode(err) != notify.EINVALID {
 			t.Errorf("%d bytes: %v", len(data), err)
+		} else if msg := err.Error(); !strings.Contains(msg, "connection c1") || !strings.Contains(msg, fmt.Sprintf("frame of %d bytes", len(data))) {
+			t.Errorf("%d bytes: message %q does not name the connection and the size", len(data), msg)
 		}
 	}
-	if err := s.Send(context.Background(), "c1", make([]byte, apigw.MaxFrameBytes)); err != nil {
+	if err := s.Send(context.Background(), "c1", make([]byte, notify.MaxFrameBytes)); err != nil {
 		t.Errorf("max size: %v", err)
 	}
 	if n := srv.hits.Load(); n != 1 {
@@ -454,40 +461,6 @@ func TestSendDeadline(t *testing.T) {
 	}
 }
 
-func TestGet(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.WriteHeader(405)
-			return
-		}
-		switch r.URL.Path {
-		case "/prod/@connections/live":
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"connectedAt":"2024-01-20T11:55:08.123Z","identity":{"sourceIp":"203.0.113.7","userAgent":"Mozilla/5.0"},"lastActiveAt":"2024-01-20T11:56:00Z"}`)
-		default:
-			writeError(w, 410, "GoneException")
-		}
-	})
-	s := apigw.New(StaticConfig(), fast(srv.URL+"/prod"))
-	info, err := s.Get(context.Background(), "live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := apigw.Info{
-		ConnectedAt:  time.Date(2024, 1, 20, 11, 55, 8, 123e6, time.UTC),
-		LastActiveAt: time.Date(2024, 1, 20, 11, 56, 0, 0, time.UTC),
-		SourceIP:     "203.0.113.7",
-		UserAgent:    "Mozilla/5.0",
-	}
-	if !info.ConnectedAt.Equal(want.ConnectedAt) || !info.LastActiveAt.Equal(want.LastActiveAt) ||
-		info.SourceIP != want.SourceIP || info.UserAgent != want.UserAgent {
-		t.Errorf("got %+v, want %+v", info, want)
-	}
-	if _, err := s.Get(context.Background(), "gone"); notify.ErrorCode(err) != notify.EGONE {
-		t.Errorf("gone: %v", err)
-	}
-}
-
 func TestClose(t *testing.T) {
 	var methods sync.Map
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -507,7 +480,7 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.Close(context.Background(), "gone")
-	if notify.ErrorCode(err) != notify.EGONE || !errors.Is(err, notify.ErrGone) {
+	if notify.ErrorCode(err) != notify.EGONE || !errors.Is(err, notify.ErrGone) || !strings.Contains(err.Error(), "close connection gone") {
 		t.Errorf("gone: %v", err)
 	}
 	if n := srv.hits.Load(); n != 2 {

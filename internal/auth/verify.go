@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/workorders/notify/internal/notify"
@@ -85,7 +86,6 @@ type Identity struct {
 // use; create one per process (at cold start) so the key set is cached.
 type Verifier struct {
 	secret      []byte
-	issuer      string
 	audience    string
 	groupsClaim string
 	methods     []string
@@ -113,7 +113,6 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		now = time.Now
 	}
 	v := &Verifier{
-		issuer:      cfg.Issuer,
 		audience:    cfg.Audience,
 		groupsClaim: cfg.GroupsClaim,
 	}
@@ -136,15 +135,20 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		if interval <= 0 {
 			interval = DefaultMinRefreshInterval
 		}
-		v.keys = newKeySet(cfg.JWKSURL, client, interval, JWKSMaxAge, now)
+		v.keys = &keySet{url: cfg.JWKSURL, interval: interval, now: now, sem: make(chan struct{}, 1),
+			opts: jwkset.HTTPClientStorageOptions{Client: client, HTTPTimeout: jwksTimeout}}
 		v.methods = append(v.methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg())
 	}
-	v.parser = jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(now),
-	)
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	v.parser = jwt.NewParser(opts...)
 	return v, nil
 }
 
@@ -164,7 +168,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return v.key(ctx, t)
 	})
 	if err != nil {
-		return Identity{}, v.parseError(parsed, err)
+		return Identity{}, v.parseError(parsed, claims, err)
 	}
 	id, err := v.identity(claims)
 	if err != nil {
@@ -244,10 +248,25 @@ func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 	case jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg():
 		if v.keys != nil {
 			kid, ok := t.Header["kid"].(string)
-			if !ok && t.Header["kid"] != nil {
+			switch {
+			case !ok && t.Header["kid"] != nil:
 				return nil, unauthorized("token kid header is not a string")
+			case !ok: // keyfunc would try every key: a token must name its key
+				return nil, unauthorized(`token key id "" not found in JWKS (the token has no kid)`)
 			}
-			return v.keys.key(ctx, kid, alg)
+			kf, err := v.keys.get(ctx, kid)
+			if err != nil {
+				return nil, err
+			}
+			key, err := kf.KeyfuncCtx(ctx)(t)
+			if errors.Is(err, jwkset.ErrKeyNotFound) {
+				return nil, notify.Wrap(notify.EUNAUTHORIZED, err, "token key id "+quote(kid)+" not found in JWKS")
+			}
+			if err != nil || !verifies(key, alg) {
+				// Another kind of key, a weak one, or a JWK whose alg or use forbids it.
+				return nil, notify.Wrap(notify.EUNAUTHORIZED, err, "token key id "+quote(kid)+" is not a "+alg+" key")
+			}
+			return key, nil
 		}
 	}
 	// Unreachable while WithValidMethods matches this switch; fail closed.
@@ -255,7 +274,7 @@ func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 }
 
 // parseError turns an error from jwt into an EUNAUTHORIZED *notify.Error.
-func (v *Verifier) parseError(t *jwt.Token, err error) error {
+func (v *Verifier) parseError(t *jwt.Token, claims jwt.MapClaims, err error) error {
 	var e *notify.Error
 	if errors.As(err, &e) {
 		return e // from key: already precise
@@ -275,8 +294,13 @@ func (v *Verifier) parseError(t *jwt.Token, err error) error {
 		msg = "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		msg = "token not valid yet (nbf)"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && claims["exp"] == nil:
 		msg = "token has no exp claim"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		iss, _ := claims["iss"].(string)
+		msg = "issuer " + quote(iss) + " not accepted"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		msg = "token has no iss claim" // the only other claim required
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
 		msg = "token claims invalid"
 	default:
@@ -285,20 +309,9 @@ func (v *Verifier) parseError(t *jwt.Token, err error) error {
 	return notify.Wrap(notify.EUNAUTHORIZED, err, msg)
 }
 
-// identity applies the claim rules that jwt does not: iss, aud/client_id,
-// sub and groups.
+// identity applies the claim rules that jwt lacks: aud with Cognito's
+// client_id fallback, sub and groups.
 func (v *Verifier) identity(claims jwt.MapClaims) (Identity, error) {
-	if v.issuer != "" {
-		iss, ok := claims["iss"].(string)
-		switch {
-		case claims["iss"] == nil:
-			return Identity{}, unauthorized("token has no iss claim")
-		case !ok:
-			return Identity{}, unauthorized("iss claim is not a string")
-		case iss != v.issuer:
-			return Identity{}, unauthorized("issuer " + quote(iss) + " not accepted")
-		}
-	}
 	if v.audience != "" {
 		if err := v.checkAudience(claims); err != nil {
 			return Identity{}, err

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -323,7 +325,7 @@ func TestJWKSFetchFailure(t *testing.T) {
 
 	_, err := v.Verify(ctx, tok)
 	wantCode(t, err, notify.EUNAUTHORIZED, "token signing keys unavailable")
-	if !strings.Contains(err.Error(), "HTTP 500") {
+	if !strings.Contains(err.Error(), "HTTP status code: 500") { // jwkset's wording
 		t.Fatalf("error text %q does not say why the fetch failed", err.Error())
 	}
 	// Right away: no new fetch, same refusal.
@@ -349,25 +351,42 @@ func TestJWKSFetchFailure(t *testing.T) {
 	}
 }
 
-func TestParseJWKSSkipsAndValidates(t *testing.T) {
+// Only keys that may verify are used: not an RSA key under 2048 bits (nor
+// a modulus of zeros), not an encryption key, not a key whose JWK names
+// another alg; the other keys of the set still verify. A key that is not
+// even valid (a point off its curve) makes jwkset refuse the whole set
+// (it parsed the set key by key, skipping such keys, before keyfunc/jwkset):
+// tokens are then refused as with a failed fetch.
+func TestJWKSKeyStrengthAndUse(t *testing.T) {
 	rk, ek := testKeys(t)
-	small := rsaJWK("small", &rk[0].PublicKey)
-	small["n"] = b64u(make([]byte, 64)) // 512-bit-ish modulus of zeros
-	offCurve := ecJWK(t, "offcurve", &ek.PublicKey)
-	offCurve["y"] = offCurve["x"]
-	enc := rsaJWK("enc", &rk[0].PublicKey)
-	enc["use"] = "enc"
-	body := fmt.Appendf(nil, `{"keys":[%s,%s,%s,%s]}`, js(t, small), js(t, offCurve), js(t, enc), js(t, rsaJWK("ok", &rk[1].PublicKey)))
-	keys, err := parseJWKS(body)
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 {
-		t.Fatalf("kept %d keys, want only \"ok\": %v", len(keys), keys)
+	small := rsaJWK("small", &rk[0].PublicKey)
+	small["n"] = b64u(make([]byte, 64)) // 512-bit-ish modulus of zeros
+	enc := rsaJWK("enc", &rk[0].PublicKey)
+	enc["use"] = "enc"
+	rs384 := rsaJWK("rs384", &rk[0].PublicKey)
+	rs384["alg"] = "RS384"
+	srv := newJWKSServer(t, small, rsaJWK("weak", &weak.PublicKey), enc, rs384, rsaJWK("ok", &rk[1].PublicKey))
+	v := mustVerifier(t, Config{JWKSURL: srv.URL, Now: newClock().Now})
+	for kid, key := range map[string]*rsa.PrivateKey{"small": rk[0], "weak": weak, "enc": rk[0], "rs384": rk[0]} {
+		_, err := v.Verify(ctx, sign(t, jwt.SigningMethodRS256, key, kid, claims(nil)))
+		wantCode(t, err, notify.EUNAUTHORIZED, `token key id "`+kid+`" is not a RS256 key`)
 	}
-	if _, ok := keys["ok"]; !ok {
-		t.Fatal(`key "ok" missing`)
+	if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodRS256, rk[1], "ok", claims(nil))); err != nil {
+		t.Fatalf("key ok: %v", err)
 	}
+
+	offCurve := ecJWK(t, "offcurve", &ek.PublicKey)
+	offCurve["y"] = offCurve["x"]
+	bad := newJWKSServer(t, offCurve, rsaJWK("ok", &rk[1].PublicKey))
+	v = mustVerifier(t, Config{JWKSURL: bad.URL, Now: newClock().Now})
+	_, err = v.Verify(ctx, sign(t, jwt.SigningMethodRS256, rk[1], "ok", claims(nil)))
+	wantCode(t, err, notify.EUNAUTHORIZED, "token signing keys unavailable")
+	_, err = v.Verify(ctx, sign(t, jwt.SigningMethodES256, ek, "offcurve", claims(nil)))
+	wantCode(t, err, notify.EUNAUTHORIZED, "token signing keys unavailable")
 }
 
 func js(t testing.TB, v any) string {

@@ -314,3 +314,18 @@ func equal[T comparable](a, b []T) bool {
 	}
 	return true
 }
+
+func TestBatchWriterStopsAtEndOfContext(t *testing.T) {
+	calls := 0
+	w := newBatchWriter(&fakeAPI{batchWriteItem: func(in *dynamodb.BatchWriteItemInput) (*dynamodb.BatchWriteItemOutput, error) {
+		calls++
+		return &dynamodb.BatchWriteItemOutput{UnprocessedItems: in.RequestItems}, nil
+	}}, "t")
+	w.backoff = func(int) time.Duration { return time.Hour }
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	writes := []types.WriteRequest{{DeleteRequest: &types.DeleteRequest{Key: marshal(connKey("c="))}}}
+	if err := w.write(ctx, writes); !errors.Is(err, context.DeadlineExceeded) || calls != 1 {
+		t.Errorf("write = %v after %d calls, want the deadline after 1", err, calls)
+	}
+}

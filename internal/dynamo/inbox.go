@@ -14,6 +14,10 @@ package dynamo
 //	pk=r#{userId}   sk=all         upTo (the "read everything up to" watermark; never expires)
 //	pk=r#{userId}   sk=id#{id}     expiresAt (one individual read mark)
 //
+// The r# items of a user answer both CountUnread and ReadState: a sync page's
+// read flags are one BatchGetItem of the watermark and the marks of exactly
+// the page's ids.
+//
 // Streams are notify.UserStream, notify.GroupStream and notify.BroadcastStream
 // names ("user:42", "group:team:plant-3", "broadcast"). Ids are ULIDs, so the
 // order of sk in a stream is the order of ids: pages of a stream are key
@@ -79,6 +83,9 @@ const (
 	appendCleanupTimeout = 2 * time.Second
 	// maxQueryLimit caps the Limit of one Query page.
 	maxQueryLimit = 1000
+	// readStateConcurrency bounds the BatchGetItem calls of one ReadState
+	// in flight at once: a sync page (100 ids and the watermark) needs two.
+	readStateConcurrency = 4
 )
 
 // inboxAPI is the part of *dynamodb.Client the inbox uses; tests substitute it.
@@ -590,6 +597,63 @@ func (i *Inbox) MarkAllRead(ctx context.Context, userID string, upTo string) err
 		return internal(err, "storing read watermark")
 	}
 	return nil
+}
+
+// ReadState reads, with BatchGetItem, the user's watermark item and the
+// read marks of exactly ids (each once): one call for up to 99 ids, more (at
+// most readStateConcurrency at once) only for a longer list, so a sync page
+// of up to notify.MaxSyncLimit ids costs two concurrent calls at most, plus
+// retries of UnprocessedKeys. An id is read when it is at or below the
+// watermark or has an unexpired mark.
+func (i *Inbox) ReadState(ctx context.Context, userID string, ids []string) ([]bool, error) {
+	if userID == "" {
+		return nil, notify.Errorf(notify.EINVALID, "user id is required")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(ids))
+	uniq := nonEmpty(dedupe(ids))
+	if len(uniq) == 0 {
+		return out, nil
+	}
+	pk := readPK(userID)
+	keys := make([]map[string]types.AttributeValue, 0, len(uniq)+1)
+	keys = append(keys, itemKey(pk, watermarkSK))
+	for _, id := range uniq {
+		keys = append(keys, itemKey(pk, readMarkSK(id)))
+	}
+	results := make([][]map[string]types.AttributeValue, 0, (len(keys)+batchGetSize-1)/batchGetSize)
+	var jobs []func(context.Context) error
+	for start := 0; start < len(keys); start += batchGetSize {
+		chunk := keys[start:min(start+batchGetSize, len(keys))]
+		k := len(results)
+		results = append(results, nil)
+		jobs = append(jobs, func(ctx context.Context) error {
+			items, err := i.batchGet(ctx, chunk, "#sk, #u, #e", map[string]string{"#sk": AttrSK, "#u": AttrUpTo, "#e": AttrExpiresAt})
+			results[k] = items
+			return err
+		})
+	}
+	if err := runBounded(ctx, readStateConcurrency, jobs); err != nil {
+		return nil, internal(err, "reading read state")
+	}
+	watermark := ""
+	marked := make(map[string]bool, len(uniq))
+	for _, items := range results {
+		for _, it := range items {
+			sk := str(it, AttrSK)
+			if sk == watermarkSK {
+				watermark = str(it, AttrUpTo)
+			} else if id, ok := strings.CutPrefix(sk, readMarkPrefix); ok && !i.expired(it) {
+				marked[id] = true
+			}
+		}
+	}
+	for k, id := range ids {
+		out[k] = id != "" && (id <= watermark || marked[id])
+	}
+	return out, nil
 }
 
 // CountUnread reads the user's watermark W and read marks above it, then

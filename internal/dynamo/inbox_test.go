@@ -583,6 +583,79 @@ func TestInboxErrorsAreInternal(t *testing.T) {
 	check("MarkAllRead", in.MarkAllRead(ctx, "42", id))
 	_, err = in.CountUnread(ctx, "42", streams, 10)
 	check("CountUnread", err)
+	_, err = in.ReadState(ctx, "42", []string{id})
+	check("ReadState", err)
+}
+
+// ReadState reads the watermark and the marks of exactly the ids asked, in
+// one BatchGetItem for a page of up to 99 ids and two (concurrently) for a
+// full sync page of 100: never a request per id, never the user's other
+// marks.
+func TestInboxReadStateBatches(t *testing.T) {
+	t.Parallel()
+	f := newInboxFixture(t)
+	ctx := t.Context()
+	base := time.Now()
+	var ids []string
+	for i := range notify.MaxSyncLimit {
+		ids = append(ids, notify.NewID(base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	// Many marks of other notifications, which ReadState must not read.
+	var others []string
+	for i := range 150 {
+		others = append(others, notify.NewID(base.Add(time.Hour+time.Duration(i)*time.Millisecond)))
+	}
+	if err := f.inbox.MarkRead(ctx, "42", others, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.inbox.MarkRead(ctx, "42", []string{ids[50], ids[98], ids[99]}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.inbox.MarkRead(ctx, "43", []string{ids[60]}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.inbox.MarkAllRead(ctx, "42", ids[9]); err != nil {
+		t.Fatal(err)
+	}
+	want := func(id string) bool { return id <= ids[9] || id == ids[50] || id == ids[98] || id == ids[99] }
+
+	for _, tc := range []struct {
+		ask   []string
+		sizes []int
+	}{
+		{ids[:99], []int{100}},
+		{ids, []int{1, 100}},
+		{append(slices.Clone(ids[90:]), ids[95], ids[91]), []int{11}},
+		{nil, nil},
+	} {
+		f.log.reset()
+		got, err := f.inbox.ReadState(ctx, "42", tc.ask)
+		if err != nil {
+			t.Fatalf("ReadState(%d ids): %v", len(tc.ask), err)
+		}
+		for i, id := range tc.ask {
+			if got[i] != want(id) {
+				t.Errorf("ReadState(%d ids): %s read = %v, want %v", len(tc.ask), id, got[i], want(id))
+			}
+		}
+		var sizes []int
+		for _, c := range f.log.snapshot() {
+			in, ok := c.in.(*dynamodb.BatchGetItemInput)
+			if !ok {
+				t.Errorf("ReadState(%d ids): unexpected %T", len(tc.ask), c.in)
+				continue
+			}
+			ka := in.RequestItems[f.table]
+			if !aws.ToBool(ka.ConsistentRead) {
+				t.Error("BatchGetItem is not consistent")
+			}
+			sizes = append(sizes, len(ka.Keys))
+		}
+		slices.Sort(sizes)
+		if !slices.Equal(sizes, tc.sizes) {
+			t.Errorf("ReadState(%d ids): BatchGetItem sizes %v, want %v", len(tc.ask), sizes, tc.sizes)
+		}
+	}
 }
 
 // inboxFake adds the inbox's extra operations to fakeAPI.

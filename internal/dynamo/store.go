@@ -26,16 +26,19 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"math/rand/v2"
+	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	ex "github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/workorders/notify/internal/notify"
 )
@@ -63,15 +66,7 @@ const (
 	revokedSK = "revoked"
 )
 
-// DefaultTTL is how long a connection is kept when Connection.ExpiresAt is
-// zero: API Gateway closes every socket after 2 hours.
-const DefaultTTL = 2 * time.Hour
-
 const (
-	// batchSize is BatchWriteItem's limit of requests per call.
-	batchSize = 25
-	// maxBatchAttempts bounds the retries of UnprocessedItems.
-	maxBatchAttempts = 10
 	// queryConcurrency bounds the Queries or Scan segments run at once.
 	queryConcurrency = 8
 	// scanSegments is the TotalSegments of a broadcast's parallel Scan.
@@ -94,17 +89,13 @@ type api interface {
 // Store is a notify.ConnectionStore on a DynamoDB table with the schema in
 // the package documentation. It is safe for concurrent use.
 type Store struct {
+	// batchWriter writes the membership items. It is embedded so that
+	// inbox.go, which borrows a *Store for it, reaches its backoff.
+	*batchWriter
 	db    api
 	table string
-
 	// now returns the current time; tests may replace it.
 	now func() time.Time
-	// pageLimit, when positive, is the Limit of each Query and Scan page
-	// (tests use it to force pagination).
-	pageLimit int32
-	// backoff returns the delay before retry attempt n (1-based) of
-	// unprocessed batch items.
-	backoff func(n int) time.Duration
 }
 
 var _ notify.ConnectionStore = (*Store)(nil)
@@ -116,80 +107,99 @@ func New(client *dynamodb.Client, connectionsTable string) *Store {
 }
 
 func newStore(db api, table string) *Store {
-	return &Store{db: db, table: table, now: time.Now, backoff: defaultBackoff}
+	return &Store{batchWriter: newBatchWriter(db, table), db: db, table: table, now: time.Now}
 }
 
-// defaultBackoff doubles from 25 ms up to 1 s, with jitter.
-func defaultBackoff(n int) time.Duration {
-	d := 25 * time.Millisecond << min(n-1, 6)
-	d = min(d, time.Second)
-	return d/2 + rand.N(d/2+1)
+// batchWrite is inbox.go's way to the batch writer, until an Inbox holds
+// a *batchWriter of its own.
+func (s *Store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
+	return s.write(ctx, writes)
 }
 
-// SaveConnection stores c, its user membership and its group memberships.
-// Memberships are written first and the connection item last, so a
-// connection that can be found is complete. On failure it deletes, best
-// effort, what it wrote and returns an EINTERNAL error.
-func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
-	if c.ID == "" || c.UserID == "" {
-		return notify.Errorf(notify.EINVALID, "connection id and user id are required")
-	}
-	now := s.now()
-	if c.ConnectedAt.IsZero() {
-		c.ConnectedAt = now
-	}
-	if c.ExpiresAt.IsZero() {
-		c.ExpiresAt = c.ConnectedAt.Add(DefaultTTL)
-	}
-	groups := dedupe(c.Groups)
-	connectedAt := n(c.ConnectedAt.UnixMilli())
-	expiresAt := n(c.ExpiresAt.Unix())
-	userID := &types.AttributeValueMemberS{Value: c.UserID}
-	connID := &types.AttributeValueMemberS{Value: c.ID}
-	withTokenExpiry := func(item map[string]types.AttributeValue) map[string]types.AttributeValue {
-		if !c.TokenExpiresAt.IsZero() {
-			item[AttrTokenExpiresAt] = n(c.TokenExpiresAt.Unix())
-		}
-		return item
-	}
+// key is an item's primary key.
+type key struct {
+	PK string `dynamodbav:"pk"`
+	SK string `dynamodbav:"sk"`
+}
 
-	writes := make([]types.WriteRequest, 0, 1+len(groups))
-	membership := func(pk string) types.WriteRequest {
-		return types.WriteRequest{PutRequest: &types.PutRequest{Item: withTokenExpiry(map[string]types.AttributeValue{
-			AttrPK:          &types.AttributeValueMemberS{Value: pk},
-			AttrSK:          connID,
-			AttrUserID:      userID,
-			AttrConnectedAt: connectedAt,
-			AttrExpiresAt:   expiresAt,
-		})}}
+func connKey(id string) key        { return key{"conn#" + id, connSK} }
+func revokedKey(userID string) key { return key{"revoked#" + userID, revokedSK} }
+func userPK(user string) string    { return "user#" + user }
+func groupPK(group string) string  { return "group#" + group }
+
+// item is a connection item (connKey) or a membership item (pk user#U or
+// group#G, sk the connection id), as the package documentation lays out.
+type item struct {
+	key
+	ConnectionID   string   `dynamodbav:"connectionId,omitempty"` // connection items only
+	UserID         string   `dynamodbav:"userId"`
+	Groups         []string `dynamodbav:"groups,omitempty"` // connection items only
+	ConnectedAt    int64    `dynamodbav:"connectedAt"`      // epoch milliseconds
+	ExpiresAt      int64    `dynamodbav:"expiresAt"`        // epoch seconds
+	TokenExpiresAt int64    `dynamodbav:"tokenExpiresAt,omitempty"`
+}
+
+// newItem returns c's membership item under k; with ConnectionID and Groups
+// set, it is c's connection item.
+func newItem(k key, c notify.Connection) item {
+	it := item{key: k, UserID: c.UserID, ConnectedAt: c.ConnectedAt.UnixMilli(), ExpiresAt: c.ExpiresAt.Unix()}
+	if !c.TokenExpiresAt.IsZero() {
+		it.TokenExpiresAt = c.TokenExpiresAt.Unix()
 	}
-	writes = append(writes, membership(userPK(c.UserID)))
+	return it
+}
+
+// connection returns the connection of a connection item, or of a
+// membership item (whose sk is the connection id).
+func (it item) connection() notify.Connection {
+	c := notify.Connection{
+		ID: cmp.Or(it.ConnectionID, it.SK), UserID: it.UserID, Groups: it.Groups,
+		ConnectedAt: time.UnixMilli(it.ConnectedAt), ExpiresAt: time.Unix(it.ExpiresAt, 0),
+	}
+	if it.TokenExpiresAt != 0 {
+		c.TokenExpiresAt = time.Unix(it.TokenExpiresAt, 0)
+	}
+	return c
+}
+
+// membershipKeys returns the keys of connection id's membership items.
+func membershipKeys(id, userID string, groups []string) []key {
+	keys := make([]key, 0, 1+len(groups))
+	if userID != "" {
+		keys = append(keys, key{userPK(userID), id})
+	}
 	for _, g := range groups {
-		writes = append(writes, membership(groupPK(g)))
+		keys = append(keys, key{groupPK(g), id})
 	}
+	return keys
+}
 
-	item := withTokenExpiry(map[string]types.AttributeValue{
-		AttrPK:           &types.AttributeValueMemberS{Value: connPK(c.ID)},
-		AttrSK:           &types.AttributeValueMemberS{Value: connSK},
-		AttrConnectionID: connID,
-		AttrUserID:       userID,
-		AttrConnectedAt:  connectedAt,
-		AttrExpiresAt:    expiresAt,
-	})
-	if len(groups) > 0 {
-		l := make([]types.AttributeValue, len(groups))
-		for i, g := range groups {
-			l[i] = &types.AttributeValueMemberS{Value: g}
-		}
-		item[AttrGroups] = &types.AttributeValueMemberL{Value: l}
+// SaveConnection stores c, its user membership and its group memberships
+// (each group once). Memberships are written first and the connection item
+// last, so a connection that can be found is complete. On failure it
+// deletes, best effort, what it wrote and returns an EINTERNAL error.
+func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
+	if c.ID == "" || c.UserID == "" || c.ExpiresAt.IsZero() {
+		return notify.Errorf(notify.EINVALID, "connection id, user id and expiry are required")
 	}
+	if c.ConnectedAt.IsZero() {
+		c.ConnectedAt = s.now()
+	}
+	// BatchWriteItem refuses two requests for one key.
+	c.Groups = slices.Compact(slices.Sorted(slices.Values(c.Groups)))
+	var writes []types.WriteRequest
+	for _, k := range membershipKeys(c.ID, c.UserID, c.Groups) {
+		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: marshal(newItem(k, c))}})
+	}
+	conn := newItem(connKey(c.ID), c)
+	conn.ConnectionID, conn.Groups = c.ID, c.Groups
 
-	err := s.batchWrite(ctx, writes)
+	err := s.write(ctx, writes)
 	if err == nil {
-		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item})
+		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: marshal(conn)})
 	}
 	if err != nil {
-		s.cleanup(ctx, c.ID, c.UserID, groups)
+		s.cleanup(ctx, c.ID, c.UserID, c.Groups)
 		return internal(err, "saving connection")
 	}
 	return nil
@@ -200,54 +210,49 @@ func (s *Store) cleanup(ctx context.Context, id, userID string, groups []string)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_ = s.deleteMemberships(ctx, id, userID, groups)
-	_, _ = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: connKey(id)})
+	_, _ = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: marshal(connKey(id))})
 }
 
 // GetConnection returns the connection with this id, or an ENOTFOUND error
 // when it is not stored or has expired.
 func (s *Store) GetConnection(ctx context.Context, id string) (notify.Connection, error) {
-	item, err := s.getConnectionItem(ctx, id)
+	var it item
+	found, err := s.getItem(ctx, connKey(id), &it)
 	if err != nil {
-		return notify.Connection{}, err
+		return notify.Connection{}, internal(err, "reading connection")
 	}
-	if item == nil || s.expired(item) {
+	if !found || it.ExpiresAt <= s.now().Unix() {
 		return notify.Connection{}, notify.Errorf(notify.ENOTFOUND, "connection %q not found", id)
 	}
-	return connectionFromItem(item, id), nil
+	return it.connection(), nil
 }
 
-// getConnectionItem reads the connection item with a consistent read; it
-// returns nil when there is none.
-func (s *Store) getConnectionItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
-	if id == "" {
-		return nil, nil
+// getItem reads the item under k with a consistent read into v, and
+// reports whether there is one.
+func (s *Store) getItem(ctx context.Context, k key, v any) (bool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: marshal(k), ConsistentRead: aws.Bool(true)})
+	if err != nil || len(out.Item) == 0 {
+		return false, err
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &s.table,
-		Key:            connKey(id),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, internal(err, "reading connection")
-	}
-	if len(out.Item) == 0 {
-		return nil, nil
-	}
-	return out.Item, nil
+	return true, attributevalue.UnmarshalMap(out.Item, v)
 }
 
 // DeleteConnection removes the connection and its memberships. Memberships
 // go first, so that a failure leaves the connection item to find them again.
 // An unknown id is not an error.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
-	item, err := s.getConnectionItem(ctx, id)
-	if err != nil || item == nil {
-		return err
+	var it item
+	found, err := s.getItem(ctx, connKey(id), &it)
+	if err != nil {
+		return internal(err, "reading connection")
 	}
-	if err := s.deleteMemberships(ctx, id, str(item, AttrUserID), groupsOf(item)); err != nil {
+	if !found {
+		return nil
+	}
+	if err := s.deleteMemberships(ctx, id, it.UserID, it.Groups); err != nil {
 		return internal(err, "deleting connection memberships")
 	}
-	if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: connKey(id)}); err != nil {
+	if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: marshal(connKey(id))}); err != nil {
 		return internal(err, "deleting connection")
 	}
 	return nil
@@ -258,27 +263,23 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 // then removes its memberships. It reports whether it removed the connection;
 // an unknown id gives false and no error.
 func (s *Store) DeleteGoneConnection(ctx context.Context, id string, connectedBefore time.Time) (bool, error) {
-	if id == "" {
+	expr := must(ex.NewBuilder().
+		WithCondition(ex.Name(AttrConnectedAt).LessThan(ex.Value(connectedBefore.UnixMilli()))).Build())
+	out, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: &s.table, Key: marshal(connKey(id)), ReturnValues: types.ReturnValueAllOld,
+		ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+	})
+	if isConditionFailed(err) {
 		return false, nil
 	}
-	out, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                &s.table,
-		Key:                      connKey(id),
-		ConditionExpression:      aws.String("#c < :cutoff"),
-		ExpressionAttributeNames: map[string]string{"#c": AttrConnectedAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":cutoff": n(connectedBefore.UnixMilli()),
-		},
-		ReturnValues: types.ReturnValueAllOld,
-	})
+	var it item
+	if err == nil {
+		err = attributevalue.UnmarshalMap(out.Attributes, &it)
+	}
 	if err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
-			return false, nil
-		}
 		return false, internal(err, "deleting gone connection")
 	}
-	if err := s.deleteMemberships(ctx, id, str(out.Attributes, AttrUserID), groupsOf(out.Attributes)); err != nil {
+	if err := s.deleteMemberships(ctx, id, it.UserID, it.Groups); err != nil {
 		return true, internal(err, "deleting gone connection's memberships")
 	}
 	return true, nil
@@ -287,270 +288,140 @@ func (s *Store) DeleteGoneConnection(ctx context.Context, id string, connectedBe
 // deleteMemberships deletes the user and group membership items of
 // connection id.
 func (s *Store) deleteMemberships(ctx context.Context, id, userID string, groups []string) error {
-	groups = dedupe(groups)
-	writes := make([]types.WriteRequest, 0, 1+len(groups))
-	connID := &types.AttributeValueMemberS{Value: id}
-	del := func(pk string) types.WriteRequest {
-		return types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{
-			AttrPK: &types.AttributeValueMemberS{Value: pk},
-			AttrSK: connID,
-		}}}
+	var writes []types.WriteRequest
+	for _, k := range membershipKeys(id, userID, groups) {
+		writes = append(writes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: marshal(k)}})
 	}
-	if userID != "" {
-		writes = append(writes, del(userPK(userID)))
-	}
-	for _, g := range groups {
-		writes = append(writes, del(groupPK(g)))
-	}
-	return s.batchWrite(ctx, writes)
-}
-
-// batchWrite runs writes with BatchWriteItem in chunks of 25, retrying
-// UnprocessedItems with exponential backoff.
-func (s *Store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
-	for start := 0; start < len(writes); start += batchSize {
-		pending := writes[start:min(start+batchSize, len(writes))]
-		for attempt := 1; ; attempt++ {
-			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{s.table: pending},
-			})
-			if err != nil {
-				return err
-			}
-			pending = out.UnprocessedItems[s.table]
-			if len(pending) == 0 {
-				break
-			}
-			if attempt >= maxBatchAttempts {
-				return errors.New("batch write: items still unprocessed after " + strconv.Itoa(attempt) + " attempts")
-			}
-			t := time.NewTimer(s.backoff(attempt))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-		}
-	}
-	return nil
+	return s.write(ctx, writes)
 }
 
 // ForEachTarget calls fn with pages of the unexpired connections t reaches.
-// Users and groups are read with a Query of their partition each, run
-// concurrently (at most 8 at once); a broadcast is a parallel Scan of the
-// ByConnection index, and makes the user and group queries unnecessary.
-// Pages are handed to fn from the calling goroutine only. An error from fn,
-// or the end of ctx, stops every read before ForEachTarget returns.
+// Users and groups are read with a Query of their partition each (each
+// once), run concurrently (at most 8 at once); a broadcast is a parallel
+// Scan of the ByConnection index, and makes the user and group queries
+// unnecessary. Pages are handed to fn from the calling goroutine only. An
+// error from fn or from a read, or the end of ctx, stops every read before
+// ForEachTarget returns.
 func (s *Store) ForEachTarget(ctx context.Context, t notify.Target, fn func(page []notify.Connection) error) error {
-	var jobs []func(context.Context, func([]notify.Connection) bool) error
-	if t.Broadcast {
-		for seg := range int32(scanSegments) {
-			jobs = append(jobs, func(ctx context.Context, emit func([]notify.Connection) bool) error {
-				return s.scanSegment(ctx, seg, emit)
-			})
-		}
-	} else {
-		for _, u := range dedupe(t.Users) {
-			if u == "" {
-				continue
-			}
-			jobs = append(jobs, func(ctx context.Context, emit func([]notify.Connection) bool) error {
-				return s.queryPartition(ctx, userPK(u), emit)
-			})
-		}
-		for _, g := range dedupe(t.Groups) {
-			if g == "" {
-				continue
-			}
-			jobs = append(jobs, func(ctx context.Context, emit func([]notify.Connection) bool) error {
-				return s.queryPartition(ctx, groupPK(g), emit)
-			})
-		}
-	}
-	if len(jobs) == 0 {
+	reads := s.reads(t)
+	if len(reads) == 0 {
 		return nil
 	}
-
-	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(queryConcurrency)
 	pages := make(chan []notify.Connection)
-	// emit hands a page to the calling goroutine; false means stop.
-	emit := func(p []notify.Connection) bool {
-		select {
-		case pages <- p:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-
-	queue := make(chan func(context.Context, func([]notify.Connection) bool) error, len(jobs))
-	for _, j := range jobs {
-		queue <- j
-	}
-	close(queue)
-
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		readErr  error
-		setError = func(err error) {
-			errOnce.Do(func() { readErr = err })
-			cancel()
-		}
-	)
-	for range min(queryConcurrency, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for job := range queue {
-				if ctx.Err() != nil {
-					return
+	var readErr error
+	go func() { // starts the reads (g.Go waits for a free slot), then ends pages
+		defer close(pages)
+		for _, read := range reads {
+			g.Go(func() error {
+				for more := true; more; {
+					var items []item
+					raw, m, err := read(gctx)
+					if err == nil {
+						err = attributevalue.UnmarshalListOfMaps(raw, &items)
+					}
+					if err != nil {
+						return err
+					}
+					if more = m; len(items) == 0 {
+						continue
+					}
+					page := make([]notify.Connection, len(items))
+					for i, it := range items {
+						page[i] = it.connection()
+					}
+					select {
+					case pages <- page:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
 				}
-				if err := job(ctx, emit); err != nil {
-					setError(err)
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(pages)
+				return nil
+			})
+		}
+		readErr = g.Wait()
 	}()
 
-	var fnErr error
-	for p := range pages {
-		if fnErr != nil || ctx.Err() != nil {
-			continue // draining while the readers stop
-		}
-		if err := fn(p); err != nil {
-			fnErr = err
-			cancel()
-		}
-	}
-	switch {
-	case fnErr != nil:
-		return fnErr
-	case readErr != nil:
-		return internal(readErr, "reading connections")
-	case parent.Err() != nil:
-		return internal(parent.Err(), "reading connections")
-	}
-	return nil
-}
-
-// filterUnexpired is the FilterExpression of every fan-out read.
-const filterUnexpired = "#e > :now"
-
-// queryPartition pages through one user's or group's membership items.
-func (s *Store) queryPartition(ctx context.Context, pk string, emit func([]notify.Connection) bool) error {
-	in := &dynamodb.QueryInput{
-		TableName: &s.table,
-		// Strongly consistent: a connection saved just before a publish is
-		// reached. Membership items are tiny, so this costs little. (The
-		// broadcast's GSI cannot be read consistently.)
-		ConsistentRead:         aws.Bool(true),
-		KeyConditionExpression: aws.String("#pk = :pk"),
-		FilterExpression:       aws.String(filterUnexpired),
-		ProjectionExpression:   aws.String("#sk, #u, #c, #e, #t"),
-		ExpressionAttributeNames: map[string]string{
-			"#pk": AttrPK, "#sk": AttrSK, "#u": AttrUserID, "#c": AttrConnectedAt, "#e": AttrExpiresAt,
-			"#t": AttrTokenExpiresAt,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk":  &types.AttributeValueMemberS{Value: pk},
-			":now": n(s.now().Unix()),
-		},
-	}
-	if s.pageLimit > 0 {
-		in.Limit = aws.Int32(s.pageLimit)
-	}
-	for {
-		out, err := s.db.Query(ctx, in)
-		if err != nil {
-			return err
-		}
-		if len(out.Items) > 0 {
-			page := make([]notify.Connection, 0, len(out.Items))
-			for _, it := range out.Items {
-				page = append(page, connectionFromItem(it, str(it, AttrSK)))
-			}
-			if !emit(page) {
-				return nil
+	var err error // fn's, or the end of ctx while pages were coming
+	for page := range pages {
+		switch {
+		case err != nil: // draining while the reads stop
+		case ctx.Err() != nil:
+			err = internal(ctx.Err(), "reading connections")
+		default:
+			if err = fn(page); err != nil {
+				cancel()
 			}
 		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+	if err == nil && readErr != nil {
+		err = internal(readErr, "reading connections")
+	}
+	return err
 }
 
-// scanSegment pages through one segment of the ByConnection index.
-func (s *Store) scanSegment(ctx context.Context, segment int32, emit func([]notify.Connection) bool) error {
-	in := &dynamodb.ScanInput{
-		TableName:            &s.table,
-		IndexName:            aws.String(IndexByConnection),
-		Segment:              aws.Int32(segment),
-		TotalSegments:        aws.Int32(scanSegments),
-		FilterExpression:     aws.String(filterUnexpired),
-		ProjectionExpression: aws.String("#id, #u, #c, #e, #t"),
-		ExpressionAttributeNames: map[string]string{
-			"#id": AttrConnectionID, "#u": AttrUserID, "#c": AttrConnectedAt, "#e": AttrExpiresAt,
-			"#t": AttrTokenExpiresAt,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": n(s.now().Unix()),
-		},
+// read returns the next page of items of a Query or Scan, and whether more
+// pages follow.
+type read func(context.Context) (items []map[string]types.AttributeValue, more bool, err error)
+
+// reads returns the reads of ForEachTarget: a Query of each user's and
+// group's partition, or the Scan segments of a broadcast.
+func (s *Store) reads(t notify.Target) []read {
+	unexpired := ex.NewBuilder().WithFilter(ex.Name(AttrExpiresAt).GreaterThan(ex.Value(s.now().Unix())))
+	fields := func(id string) ex.ProjectionBuilder {
+		return ex.NamesList(ex.Name(id), ex.Name(AttrUserID), ex.Name(AttrConnectedAt), ex.Name(AttrExpiresAt), ex.Name(AttrTokenExpiresAt))
 	}
-	if s.pageLimit > 0 {
-		in.Limit = aws.Int32(s.pageLimit)
-	}
-	for {
-		out, err := s.db.Scan(ctx, in)
-		if err != nil {
-			return err
+	var reads []read
+	if t.Broadcast {
+		expr := must(unexpired.WithProjection(fields(AttrConnectionID)).Build())
+		for seg := range int32(scanSegments) {
+			p := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{
+				TableName: &s.table, IndexName: aws.String(IndexByConnection),
+				Segment: aws.Int32(seg), TotalSegments: aws.Int32(scanSegments),
+				FilterExpression: expr.Filter(), ProjectionExpression: expr.Projection(),
+				ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+			})
+			reads = append(reads, func(ctx context.Context) ([]map[string]types.AttributeValue, bool, error) {
+				out, err := p.NextPage(ctx)
+				if err != nil {
+					return nil, false, err
+				}
+				return out.Items, p.HasMorePages(), nil
+			})
 		}
-		if len(out.Items) > 0 {
-			page := make([]notify.Connection, 0, len(out.Items))
-			for _, it := range out.Items {
-				page = append(page, connectionFromItem(it, str(it, AttrConnectionID)))
+		return reads
+	}
+	pks := make([]string, 0, len(t.Users)+len(t.Groups))
+	for _, u := range t.Users {
+		pks = append(pks, userPK(u))
+	}
+	for _, g := range t.Groups {
+		pks = append(pks, groupPK(g))
+	}
+	slices.Sort(pks)
+	for _, pk := range slices.Compact(pks) {
+		expr := must(unexpired.WithKeyCondition(ex.Key(AttrPK).Equal(ex.Value(pk))).WithProjection(fields(AttrSK)).Build())
+		p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+			// Strongly consistent: a connection saved just before a publish
+			// is reached. Membership items are tiny, so this costs little.
+			// (The broadcast's GSI cannot be read consistently.)
+			TableName: &s.table, ConsistentRead: aws.Bool(true),
+			KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
+			ProjectionExpression: expr.Projection(), ExpressionAttributeNames: expr.Names(),
+			ExpressionAttributeValues: expr.Values(),
+		})
+		reads = append(reads, func(ctx context.Context) ([]map[string]types.AttributeValue, bool, error) {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, false, err
 			}
-			if !emit(page) {
-				return nil
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+			return out.Items, p.HasMorePages(), nil
+		})
 	}
-}
-
-// expired reports whether item's expiresAt has passed.
-func (s *Store) expired(item map[string]types.AttributeValue) bool {
-	exp, ok := num(item, AttrExpiresAt)
-	return ok && exp <= s.now().Unix()
-}
-
-// connectionFromItem builds a Connection from a connection or membership
-// item; id is its connection id.
-func connectionFromItem(item map[string]types.AttributeValue, id string) notify.Connection {
-	c := notify.Connection{ID: id, UserID: str(item, AttrUserID), Groups: groupsOf(item)}
-	if ms, ok := num(item, AttrConnectedAt); ok {
-		c.ConnectedAt = time.UnixMilli(ms)
-	}
-	if sec, ok := num(item, AttrExpiresAt); ok {
-		c.ExpiresAt = time.Unix(sec, 0)
-	}
-	if sec, ok := num(item, AttrTokenExpiresAt); ok {
-		c.TokenExpiresAt = time.Unix(sec, 0)
-	}
-	return c
+	return reads
 }
 
 // RevokeUser records userID's revocation at the whole second of at, with an
@@ -559,23 +430,19 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, at, expiresAt tim
 	if userID == "" {
 		return notify.Errorf(notify.EINVALID, "user id is required")
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        &s.table,
-		Key:              revokedKey(userID),
-		UpdateExpression: aws.String("SET #r = :r, #e = :e"),
+	r, e := ex.Name(AttrRevokedAt), ex.Name(AttrExpiresAt)
+	expr := must(ex.NewBuilder().
+		WithUpdate(ex.Set(r, ex.Value(at.Unix())).Set(e, ex.Value(expiresAt.Unix()))).
 		// An unexpired later revocation stays; an expired one (TTL not yet
 		// run) is as good as none.
-		ConditionExpression:      aws.String("attribute_not_exists(#r) OR #r < :r OR #e <= :now"),
-		ExpressionAttributeNames: map[string]string{"#r": AttrRevokedAt, "#e": AttrExpiresAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":r": n(at.Unix()), ":e": n(expiresAt.Unix()), ":now": n(s.now().Unix()),
-		},
+		WithCondition(ex.Or(ex.AttributeNotExists(r), r.LessThan(ex.Value(at.Unix())), e.LessThanEqual(ex.Value(s.now().Unix())))).
+		Build())
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: marshal(revokedKey(userID)),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
-	if err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
-			return nil
-		}
+	if err != nil && !isConditionFailed(err) {
 		return internal(err, "recording revocation")
 	}
 	return nil
@@ -583,42 +450,48 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, at, expiresAt tim
 
 // RevokedAt reads userID's revocation item (consistently).
 func (s *Store) RevokedAt(ctx context.Context, userID string) (time.Time, error) {
-	if userID == "" {
-		return time.Time{}, nil
+	var r struct {
+		RevokedAt int64 `dynamodbav:"revokedAt"`
+		ExpiresAt int64 `dynamodbav:"expiresAt"`
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &s.table,
-		Key:            revokedKey(userID),
-		ConsistentRead: aws.Bool(true),
-	})
+	found, err := s.getItem(ctx, revokedKey(userID), &r)
 	if err != nil {
 		return time.Time{}, internal(err, "reading revocation")
 	}
-	sec, ok := num(out.Item, AttrRevokedAt)
-	if !ok || s.expired(out.Item) {
+	if !found || r.ExpiresAt <= s.now().Unix() {
 		return time.Time{}, nil
 	}
-	return time.Unix(sec, 0), nil
+	return time.Unix(r.RevokedAt, 0), nil
 }
 
-func revokedKey(userID string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		AttrPK: &types.AttributeValueMemberS{Value: "revoked#" + userID},
-		AttrSK: &types.AttributeValueMemberS{Value: revokedSK},
+// marshal returns v as an item.
+func marshal(v any) map[string]types.AttributeValue { return must(attributevalue.MarshalMap(v)) }
+
+// must returns v, or panics with err: the items this file marshals and the
+// expressions it builds have fixed shapes (strings, numbers, string lists),
+// so an error is a bug here.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
 	}
+	return v
 }
 
-func connPK(id string) string     { return "conn#" + id }
-func userPK(user string) string   { return "user#" + user }
-func groupPK(group string) string { return "group#" + group }
-
-// connKey is the key of connection id's connection item.
-func connKey(id string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		AttrPK: &types.AttributeValueMemberS{Value: connPK(id)},
-		AttrSK: &types.AttributeValueMemberS{Value: connSK},
+// internal wraps a DynamoDB error as an EINTERNAL notify error.
+func internal(err error, message string) error {
+	var e *notify.Error
+	if errors.As(err, &e) {
+		return err
 	}
+	return notify.Wrap(notify.EINTERNAL, err, message)
 }
+
+// The helpers below build and read inbox.go's items by hand; they go when
+// it uses attributevalue too.
+
+// filterUnexpired is a FilterExpression keeping items whose expiresAt (#e)
+// is after :now.
+const filterUnexpired = "#e > :now"
 
 // n returns a number attribute.
 func n(v int64) *types.AttributeValueMemberN {
@@ -651,23 +524,7 @@ func num(item map[string]types.AttributeValue, name string) (int64, bool) {
 	return i, true
 }
 
-// groupsOf returns the groups list attribute, or nil.
-func groupsOf(item map[string]types.AttributeValue) []string {
-	l, ok := item[AttrGroups].(*types.AttributeValueMemberL)
-	if !ok || len(l.Value) == 0 {
-		return nil
-	}
-	groups := make([]string, 0, len(l.Value))
-	for _, v := range l.Value {
-		if s, ok := v.(*types.AttributeValueMemberS); ok {
-			groups = append(groups, s.Value)
-		}
-	}
-	return groups
-}
-
 // dedupe returns names without repeats, keeping the first occurrence's order.
-// BatchWriteItem refuses two requests for the same key in one call.
 func dedupe(names []string) []string {
 	if len(names) < 2 {
 		return names
@@ -681,13 +538,4 @@ func dedupe(names []string) []string {
 		}
 	}
 	return out
-}
-
-// internal wraps a DynamoDB error as an EINTERNAL notify error.
-func internal(err error, message string) error {
-	var e *notify.Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return notify.Wrap(notify.EINTERNAL, err, message)
 }

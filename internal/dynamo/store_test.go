@@ -190,7 +190,7 @@ func TestItemLayout(t *testing.T) {
 	f.store.now = func() time.Time { return connectedAt }
 	expiresAt := time.Unix(1764072000, 900_000_000)
 	with := notify.Connection{ID: "Abc123=", UserID: "42", Groups: []string{"team:plant-3", "user:43", "team:plant-3"},
-		ConnectedAt: connectedAt, ExpiresAt: expiresAt}
+		ConnectedAt: connectedAt, ExpiresAt: expiresAt, TokenExpiresAt: time.Unix(1764068400, 500_000_000)}
 	without := notify.Connection{ID: "Xyz789=", UserID: "43", ConnectedAt: connectedAt, ExpiresAt: expiresAt}
 	for _, c := range []notify.Connection{with, without} {
 		if err := f.store.SaveConnection(t.Context(), c); err != nil {
@@ -203,17 +203,21 @@ func TestItemLayout(t *testing.T) {
 	if len(names) == 0 || names[len(names)-1] != "PutItem" || count[*dynamodb.PutItemInput](f.rec) != 2 {
 		t.Errorf("operations = %q, want memberships by BatchWriteItem then one PutItem per connection", names)
 	}
+	if err := f.store.RevokeUser(t.Context(), "42", time.Unix(1764064000, 0), time.Unix(1764668800, 0)); err != nil {
+		t.Fatalf("RevokeUser: %v", err)
+	}
 
-	const ms, sec = "N:1764064800123", "N:1764072000"
+	const ms, sec, tok = "N:1764064800123", "N:1764072000", "tokenExpiresAt=N:1764068400"
 	want := map[string][]string{
 		"conn#Abc123=|conn": {"connectedAt=" + ms, "connectionId=S:Abc123=", "expiresAt=" + sec,
-			"groups=L:[S:team:plant-3,S:user:43]", "pk=S:conn#Abc123=", "sk=S:conn", "userId=S:42"},
-		"user#42|Abc123=":            {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#42", "sk=S:Abc123=", "userId=S:42"},
-		"group#team:plant-3|Abc123=": {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#team:plant-3", "sk=S:Abc123=", "userId=S:42"},
-		"group#user:43|Abc123=":      {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#user:43", "sk=S:Abc123=", "userId=S:42"},
+			"groups=L:[S:team:plant-3,S:user:43]", "pk=S:conn#Abc123=", "sk=S:conn", tok, "userId=S:42"},
+		"user#42|Abc123=":            {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#42", "sk=S:Abc123=", tok, "userId=S:42"},
+		"group#team:plant-3|Abc123=": {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#team:plant-3", "sk=S:Abc123=", tok, "userId=S:42"},
+		"group#user:43|Abc123=":      {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#user:43", "sk=S:Abc123=", tok, "userId=S:42"},
 		"conn#Xyz789=|conn": {"connectedAt=" + ms, "connectionId=S:Xyz789=", "expiresAt=" + sec,
 			"pk=S:conn#Xyz789=", "sk=S:conn", "userId=S:43"},
-		"user#43|Xyz789=": {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#43", "sk=S:Xyz789=", "userId=S:43"},
+		"user#43|Xyz789=":    {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#43", "sk=S:Xyz789=", "userId=S:43"},
+		"revoked#42|revoked": {"expiresAt=N:1764668800", "pk=S:revoked#42", "revokedAt=N:1764064000", "sk=S:revoked"},
 	}
 	got := f.rawItems(t)
 	for key, w := range want {
@@ -324,7 +328,11 @@ func TestFanOutOperations(t *testing.T) {
 				t.Errorf("unexpected operation %T", op)
 				continue
 			}
-			pks = append(pks, in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS).Value)
+			for _, v := range in.ExpressionAttributeValues {
+				if s, ok := v.(*types.AttributeValueMemberS); ok { // the partition key; :now is a number
+					pks = append(pks, s.Value)
+				}
+			}
 			if in.IndexName != nil || aws.ToString(in.FilterExpression) == "" || !aws.ToBool(in.ConsistentRead) {
 				t.Errorf("Query on index %q with filter %q, consistent %v; want the table, a filter, consistent",
 					aws.ToString(in.IndexName), aws.ToString(in.FilterExpression), aws.ToBool(in.ConsistentRead))
@@ -391,7 +399,7 @@ func TestPaginationOverOneMegabyte(t *testing.T) {
 			"pad": pad,
 		})
 		f.putRaw(t, map[string]types.AttributeValue{
-			AttrPK: &types.AttributeValueMemberS{Value: connPK(id)}, AttrSK: &types.AttributeValueMemberS{Value: connSK},
+			AttrPK: &types.AttributeValueMemberS{Value: connKey(id).PK}, AttrSK: &types.AttributeValueMemberS{Value: connSK},
 			AttrConnectionID: &types.AttributeValueMemberS{Value: id},
 			AttrUserID:       &types.AttributeValueMemberS{Value: "u"}, AttrConnectedAt: n(now.UnixMilli()), AttrExpiresAt: exp,
 			"pad": pad,
@@ -511,7 +519,7 @@ func TestErrorsAreInternal(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	s := New(f.client, "no-such-table")
-	c := notify.Connection{ID: "x=", UserID: "42", Groups: []string{"g"}}
+	c := notify.Connection{ID: "x=", UserID: "42", Groups: []string{"g"}, ExpiresAt: time.Now().Add(time.Hour)}
 	check := func(what string, err error) {
 		t.Helper()
 		if code := notify.ErrorCode(err); code != notify.EINTERNAL {

@@ -14,7 +14,8 @@
 //     responses); a failing integration answers the client with AWS's
 //     {"message":"Internal server error",...} frame, a missing route with {"message":"Forbidden",...}.
 //   - http://ADDR/@connections/{id} (optionally under one stage segment, /local/@connections/{id}):
-//     the Management API: POST (send one text frame), GET (connection info), DELETE (close).
+//     the Management API: POST (send one text frame; over notify.MaxFrameBytes, 413), GET
+//     (connection info), DELETE (close).
 //   - http://ADDR/2015-03-31/functions/{FunctionName}/invocations: the Lambda Invoke API
 //     (RequestResponse, Event, DryRun).
 //

@@ -21,7 +21,6 @@ import (
 const (
 	DefaultIdleTimeout     = 10 * time.Minute // API Gateway's idle timeout
 	DefaultMaxDuration     = 2 * time.Hour    // API Gateway's maximum connection duration
-	DefaultMaxMessageBytes = 128 << 10        // API Gateway's message and @connections Data limit
 	DefaultFunctionTimeout = 30 * time.Second // deadline of an invocation without FunctionTimeouts
 
 	// Stage and APIID are the requestContext.stage and requestContext.apiId of every event.
@@ -58,10 +57,6 @@ type Config struct {
 	IdleTimeout, MaxDuration time.Duration
 	// PostDelay is slept before each Management API answer, to model AWS's round trip.
 	PostDelay time.Duration
-	// MaxMessageBytes is the largest message in either direction (default
-	// DefaultMaxMessageBytes): a larger incoming message closes the socket with 1009 (1003 for
-	// binary), a larger POST answers 413.
-	MaxMessageBytes int
 	// Static, when set, serves plain GET requests on paths that are not the APIs (the demo page).
 	Static http.Handler
 	// Logger receives the gateway's logs (default slog.Default()).
@@ -107,9 +102,6 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxDuration <= 0 {
 		cfg.MaxDuration = DefaultMaxDuration
-	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if cfg.PostDelay < 0 {
 		cfg.PostDelay = 0

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/workorders/notify/internal/notify"
 )
 
 // managementTime is the layout of connectedAt and lastActiveAt (ISO 8601, as the API sends).
@@ -36,12 +38,12 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 	w.Header().Set("x-amzn-RequestId", newUUID())
 	switch r.Method {
 	case http.MethodPost:
-		body, err := io.ReadAll(io.LimitReader(r.Body, int64(g.cfg.MaxMessageBytes)+1))
+		body, err := io.ReadAll(io.LimitReader(r.Body, notify.MaxFrameBytes+1))
 		if err != nil {
 			writeAWSError(w, http.StatusBadRequest, "BadRequestException", "Could not read request body")
 			return
 		}
-		if len(body) > g.cfg.MaxMessageBytes {
+		if len(body) > notify.MaxFrameBytes {
 			// Drain a reasonable rest so the client's connection stays usable.
 			_, _ = io.CopyN(io.Discard, r.Body, 8<<20)
 			writeAWSError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request payload too large")

@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
+
+	"github.com/workorders/notify/internal/notify"
 )
 
 // Close codes the gateway sends or reports.
@@ -138,7 +140,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		g.disconnect(c)
 		return
 	}
-	ws.SetReadLimit(-1) // the read loop enforces MaxMessageBytes itself, to choose the close code
+	ws.SetReadLimit(-1) // the read loop enforces notify.MaxFrameBytes itself, to choose the close code
 	c.ws = ws
 	c.touch()
 	close(c.ready)
@@ -192,7 +194,7 @@ func headerValue(resp events.APIGatewayProxyResponse, name string) string {
 
 // readLoop reads and dispatches messages, in order, until the socket closes.
 func (g *Gateway) readLoop(c *connection) {
-	limit := g.cfg.MaxMessageBytes
+	const limit = notify.MaxFrameBytes
 	for {
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {

@@ -207,9 +207,11 @@ func testTokenExpiry(t *testing.T, b backend) {
 	}
 	talker.closed(t)
 
+	// The talker's $disconnect may not have removed it yet: then the
+	// publish reaches it too, and it counts as gone as well.
 	res := s.publish(t, `{"users":["u-exp"],"notification":{"type":"t"}}`)
-	if res.Connections != 2 || res.Delivered != 1 || res.Gone != 1 || res.Failed != 0 {
-		t.Errorf("publish = %+v, want 2 connections: 1 delivered, 1 gone (the expired one)", res)
+	if res.Delivered != 1 || res.Gone < 1 || res.Gone > 2 || res.Failed != 0 || res.Connections != res.Delivered+res.Gone {
+		t.Errorf("publish = %+v, want 1 delivered and the expired listener (and maybe the talker) gone", res)
 	}
 	listener.closed(t)
 	valid.nextOfType(t, "notification")

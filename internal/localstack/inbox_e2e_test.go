@@ -53,11 +53,13 @@ var inboxSuite = []struct {
 	{"ReadAllSparesWhatIsNotStoredYet", testReadAllSparesUnstored},
 }
 
-// note is a notification as frames carry it.
+// note is a notification as frames carry it: Read, this user's read flag,
+// in synced frames only.
 type note struct {
 	ID    string `json:"id"`
 	Type  string `json:"type"`
 	Title string `json:"title"`
+	Read  *bool  `json:"read"`
 }
 
 // synced is a `synced` frame.
@@ -104,6 +106,11 @@ func (c *client) sync(t *testing.T, frame, wantEmptyCursor string) synced {
 	for i := 1; i < len(ids); i++ {
 		if ids[i-1] >= ids[i] {
 			t.Fatalf("%s: ids not strictly ascending: %v", frame, ids)
+		}
+	}
+	for _, n := range s.Notifications {
+		if n.Read == nil {
+			t.Fatalf("%s: notification %s without its read flag", frame, n.ID)
 		}
 	}
 	want := wantEmptyCursor
@@ -183,7 +190,21 @@ func (c *client) live(t *testing.T) string {
 		Notification note `json:"notification"`
 	}
 	c.nextInto(t, "notification", &f)
+	if f.Notification.Read != nil {
+		t.Fatalf("live notification %s carries read: %v", f.Notification.ID, *f.Notification.Read)
+	}
 	return f.Notification.ID
+}
+
+// readIDs returns the ids of ns whose read flag is true.
+func readIDs(ns []note) []string {
+	out := []string{}
+	for _, n := range ns {
+		if n.Read != nil && *n.Read {
+			out = append(out, n.ID)
+		}
+	}
+	return out
 }
 
 // drop closes the socket as a client whose network went away would: the
@@ -445,8 +466,16 @@ func testReadUnread(t *testing.T, b backend) {
 		t.Helper()
 		return c.sync(t, `{"action":"sync"}`, "").Unread
 	}
+	// readOf is what a reload shows: the ids a plain sync says are read.
+	readOf := func(c *client) []string {
+		t.Helper()
+		return readIDs(c.sync(t, `{"action":"sync"}`, "").Notifications)
+	}
 	if n := unreadOf(tab1); n != 3 {
 		t.Fatalf("u-r unread %d, want 3", n)
+	}
+	if got := readOf(tab1); len(got) != 0 {
+		t.Fatalf("u-r read %v before reading, want none", got)
 	}
 	if n := unreadOf(other); n != 4 {
 		t.Fatalf("u-o unread %d, want 4", n)
@@ -469,6 +498,17 @@ func testReadUnread(t *testing.T, b backend) {
 	if n := unreadOf(other); n != 4 {
 		t.Fatalf("u-o unread %d after u-r read, want 4", n)
 	}
+	// After a reload, each item's own state: exactly those two read, for
+	// u-r only; resuming shows the same.
+	if got := readOf(tab2); !slices.Equal(got, want) {
+		t.Fatalf("u-r's synced read flags: read %v, want exactly %v", got, want)
+	}
+	if got := readIDs(tab1.sync(t, `{"action":"sync","after":"`+shared[0]+`"}`, shared[0]).Notifications); !slices.Equal(got, want) {
+		t.Fatalf("u-r's resumed read flags: read %v, want exactly %v", got, want)
+	}
+	if got := readOf(other); len(got) != 0 {
+		t.Fatalf("u-o's synced read flags: read %v after u-r read, want none", got)
+	}
 
 	// all: from the other tab this time.
 	tab2.send(t, `{"action":"read","all":true,"ref":"r-all"}`)
@@ -484,6 +524,12 @@ func testReadUnread(t *testing.T, b backend) {
 	other.nothingMore(t)
 	if n := unreadOf(tab1); n != 0 {
 		t.Fatalf("u-r unread %d after read all, want 0", n)
+	}
+	if got := readOf(tab1); !slices.Equal(got, shared) {
+		t.Fatalf("u-r's synced read flags after read all: read %v, want all of %v", got, shared)
+	}
+	if got := readOf(other); len(got) != 0 {
+		t.Fatalf("u-o's synced read flags after u-r read all: read %v, want none", got)
 	}
 	if n := unreadOf(other); n != 4 {
 		t.Fatalf("u-o unread %d after u-r read all, want 4", n)

@@ -311,6 +311,9 @@ func (s *Store) MarkRead(ctx context.Context, userID string, ids []string, expir
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if userID == "" {
+		return notify.Errorf(notify.EINVALID, "user id is required")
+	}
 	now := s.now()
 	in := s.inbox
 	in.mu.Lock()
@@ -349,6 +352,9 @@ func (s *Store) MarkAllRead(ctx context.Context, userID string, upTo string) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if userID == "" {
+		return notify.Errorf(notify.EINVALID, "user id is required")
+	}
 	in := s.inbox
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -366,6 +372,32 @@ func (s *Store) MarkAllRead(ctx context.Context, userID string, upTo string) err
 		delete(in.readIDs, userID)
 	}
 	return nil
+}
+
+// ReadState reports, for each of ids, whether userID read it: at or below
+// the user's MarkAllRead mark, or marked by MarkRead and unexpired.
+func (s *Store) ReadState(ctx context.Context, userID string, ids []string) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if userID == "" {
+		return nil, notify.Errorf(notify.EINVALID, "user id is required")
+	}
+	now := s.now()
+	in := s.inbox
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	upTo := in.readUpTo[userID]
+	marks := in.readIDs[userID]
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		if id == "" {
+			continue
+		}
+		exp, marked := marks[id]
+		out[i] = id <= upTo || (marked && !past(exp, now))
+	}
+	return out, nil
 }
 
 // CountUnread counts the unexpired notifications of streams that userID has

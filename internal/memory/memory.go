@@ -5,6 +5,7 @@ package memory
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -46,23 +47,23 @@ func New() *Store {
 	}
 }
 
-// expired reports whether c has passed its ExpiresAt at now. A zero
-// ExpiresAt never expires.
+// expired reports whether c has passed its ExpiresAt at now.
 func expired(c *notify.Connection, now time.Time) bool {
-	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
+	return !now.Before(c.ExpiresAt)
 }
 
-// SaveConnection stores c with its user and group memberships. Saving an id
-// that is already stored replaces it, memberships included.
+// SaveConnection stores c with its user and group memberships (each group
+// once). Saving an id that is already stored replaces it, memberships
+// included.
 func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.ID == "" || c.UserID == "" {
-		return notify.Errorf(notify.EINVALID, "connection id and user id are required")
+	if c.ID == "" || c.UserID == "" || c.ExpiresAt.IsZero() {
+		return notify.Errorf(notify.EINVALID, "connection id, user id and expiry are required")
 	}
 	stored := c
-	stored.Groups = slices.Clone(c.Groups)
+	stored.Groups = slices.Compact(slices.Sorted(slices.Values(c.Groups)))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,7 +90,9 @@ func (s *Store) GetConnection(ctx context.Context, id string) (notify.Connection
 	if !ok || expired(c, s.now()) {
 		return notify.Connection{}, notify.Errorf(notify.ENOTFOUND, "connection %q not found", id)
 	}
-	return clone(c), nil
+	cc := *c
+	cc.Groups = slices.Clone(c.Groups)
+	return cc, nil
 }
 
 // DeleteConnection removes the connection and its memberships. Removing an
@@ -155,11 +158,7 @@ func (s *Store) targets(t notify.Target) []*notify.Connection {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if t.Broadcast {
-		out := make([]*notify.Connection, 0, len(s.conns))
-		for _, c := range s.conns {
-			out = append(out, c)
-		}
-		return out
+		return slices.AppendSeq(make([]*notify.Connection, 0, len(s.conns)), maps.Values(s.conns))
 	}
 	seen := make(map[string]struct{})
 	var out []*notify.Connection
@@ -240,13 +239,6 @@ func drop(index map[string]map[string]struct{}, key, id string) {
 	if len(set) == 0 {
 		delete(index, key)
 	}
-}
-
-// clone returns a copy of c that shares nothing with the store.
-func clone(c *notify.Connection) notify.Connection {
-	cc := *c
-	cc.Groups = slices.Clone(c.Groups)
-	return cc
 }
 
 // RevokeUser records that userID's tokens issued before at are refused

@@ -1,11 +1,10 @@
 package notify
 
 import (
-	"encoding/json"
-	"maps"
-	"slices"
-	"unicode/utf8"
+	"fmt"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/oklog/ulid/v2"
 )
 
@@ -49,149 +48,129 @@ const (
 	MaxFrameBytes = 128 * 1024
 )
 
-// ClientFrame is a decoded client → server frame.
+// ClientFrame is a decoded client → server frame. Marshaled by
+// encoding/json/v2 (which knows `inline`), it is the frame again.
 type ClientFrame struct {
-	Action string
+	Action string `json:"action"`
 	// Ref is echoed in the answer to the sender.
-	Ref  string
-	Sync SyncRequest
-	Read ReadRequest
+	Ref  string      `json:"ref,omitempty"`
+	Sync SyncRequest `json:",inline"`
+	Read ReadRequest `json:",inline"`
 }
 
-// SyncRequest is the body of a `sync` frame.
+// SyncRequest is the body of a `sync` frame. An empty After or Cursor is
+// absent; a decoded frame without a limit has DefaultSyncLimit.
 type SyncRequest struct {
-	After  string
-	Cursor string
-	Limit  int
+	After  string `json:"after,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
+	Limit  int    `json:"limit,omitzero"`
 }
 
-// ReadRequest is the body of a `read` frame.
+// ReadRequest is the body of a `read` frame: IDs is nil when absent.
 type ReadRequest struct {
-	IDs []string
-	All bool
+	IDs []string `json:"ids,omitempty"`
+	All bool     `json:"all,omitzero"`
 }
 
 // DecodeClientFrame parses a client frame. A frame that is not a JSON object,
-// lacks a string `action`, or has a field of the wrong type or out of range is
-// an EINVALID error naming the field; an action the server does not know is
-// EUNKNOWNACTION. The returned frame carries Ref whenever it could be read,
-// even with an error, so that the error frame can echo it. Unknown fields are
-// ignored.
+// repeats a key, lacks a string `action`, or has a field of the wrong type or
+// out of range is an EINVALID error naming the field; an action the server
+// does not know is EUNKNOWNACTION. The returned frame carries Ref whenever it
+// could be read, even with an error, so that the error frame can echo it.
+// Unknown fields, and those of other actions, are ignored.
 func DecodeClientFrame(body []byte) (ClientFrame, error) {
 	var f ClientFrame
-	if firstByte(body) != '{' {
-		if !json.Valid(body) {
-			return f, invalidf("frame is not JSON")
-		}
-		return f, invalidf("frame must be a JSON object")
+	head, err := decodeObject[struct {
+		Action *string `json:"action"` // nil: absent or null
+		Ref    string  `json:"ref"`
+	}](body, "frame", frameOptions)
+	if err != nil {
+		f.Ref = readableRef(body)
+		return f, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return f, invalidf("frame is not valid JSON: %v", err)
+	if err := checkLength("ref", head.Ref, 0, MaxRefLength); err != nil {
+		return f, err
 	}
-	dupErr := checkRepeatedKeys(body, "frame")
-	if raw, ok := fields["ref"]; ok && !isNull(raw) {
-		if firstByte(raw) != '"' || json.Unmarshal(raw, &f.Ref) != nil {
-			return f, invalidf("ref: must be a string")
-		}
-		if utf8.RuneCountInString(f.Ref) > MaxRefLength {
-			f.Ref = ""
-			return f, invalidf("ref: at most %d characters", MaxRefLength)
-		}
-	}
-	if dupErr != nil {
-		return f, dupErr
-	}
-	raw, ok := fields["action"]
-	if !ok || isNull(raw) {
+	f.Ref = head.Ref
+	if head.Action == nil {
 		return f, invalidf("action: required")
 	}
-	if firstByte(raw) != '"' || json.Unmarshal(raw, &f.Action) != nil {
-		return f, invalidf("action: must be a string")
-	}
-	switch f.Action {
+	switch f.Action = *head.Action; f.Action {
 	case ActionPing:
 		return f, nil
 	case ActionSync:
-		var err error
-		f.Sync, err = decodeSync(fields)
-		return f, err
+		var s struct {
+			SyncRequest
+			Limit *int `json:"limit"` // nil: absent or null
+		}
+		if err := json.Unmarshal(body, &s, frameOptions); err != nil {
+			return f, invalidJSON(err, "frame")
+		}
+		f.Sync = s.SyncRequest
+		f.Sync.Limit = DefaultSyncLimit
+		if s.Limit != nil {
+			f.Sync.Limit = *s.Limit
+		}
+		return f, f.Sync.Validate()
 	case ActionRead:
-		var err error
-		f.Read, err = decodeRead(fields)
-		return f, err
+		if err := json.Unmarshal(body, &f.Read, frameOptions); err != nil {
+			return f, invalidJSON(err, "frame")
+		}
+		return f, f.Read.Validate()
 	default:
 		return f, Errorf(EUNKNOWNACTION, "unknown action %q (known: ping, sync, read)", truncate(f.Action, 64))
 	}
 }
 
-func decodeSync(fields map[string]json.RawMessage) (SyncRequest, error) {
-	s := SyncRequest{Limit: DefaultSyncLimit}
-	for _, key := range slices.Sorted(maps.Keys(fields)) {
-		raw := fields[key]
-		if isNull(raw) {
-			continue
-		}
-		switch key {
-		case "after", "cursor":
-			var v string
-			if firstByte(raw) != '"' || json.Unmarshal(raw, &v) != nil {
-				return s, invalidf("%s: must be a string (a notification id)", key)
-			}
-			if v != "" && !ValidID(v) {
-				return s, invalidf("%s: %q is not a notification id (a 26-character ULID)", key, truncate(v, 40))
-			}
-			if key == "after" {
-				s.After = v
-			} else {
-				s.Cursor = v
-			}
-		case "limit":
-			var n float64
-			if firstByte(raw) == '"' || json.Unmarshal(raw, &n) != nil || n != float64(int(n)) {
-				return s, invalidf("limit: must be an integer from 1 to %d", MaxSyncLimit)
-			}
-			if n < 1 || n > MaxSyncLimit {
-				return s, invalidf("limit: must be from 1 to %d, got %v", MaxSyncLimit, n)
-			}
-			s.Limit = int(n)
-		}
+// readableRef is the ref of a refused frame, if it has a valid one.
+func readableRef(body []byte) string {
+	var f struct {
+		Ref string `json:"ref"`
 	}
-	if s.After != "" && s.Cursor != "" {
-		return s, invalidf("after and cursor: give one, not both")
+	lenient := json.JoinOptions(frameOptions, jsontext.AllowDuplicateNames(true))
+	if json.Unmarshal(body, &f, lenient) != nil || checkLength("ref", f.Ref, 0, MaxRefLength) != nil {
+		return ""
 	}
-	return s, nil
+	return f.Ref
 }
 
-func decodeRead(fields map[string]json.RawMessage) (ReadRequest, error) {
-	var r ReadRequest
-	if raw, ok := fields["all"]; ok && !isNull(raw) {
-		if json.Unmarshal(raw, &r.All) != nil {
-			return r, invalidf("all: must be a boolean")
-		}
+// Validate checks the ranges of a sync: Limit is 1..MaxSyncLimit, After and
+// Cursor are notification ids, not both given.
+func (s SyncRequest) Validate() error {
+	switch {
+	case s.After != "" && !ValidID(s.After):
+		return notAnID("after", s.After)
+	case s.Cursor != "" && !ValidID(s.Cursor):
+		return notAnID("cursor", s.Cursor)
+	case s.Limit < 1 || s.Limit > MaxSyncLimit:
+		return invalidf("limit: must be from 1 to %d, got %d", MaxSyncLimit, s.Limit)
+	case s.After != "" && s.Cursor != "":
+		return invalidf("after and cursor: give one, not both")
 	}
-	raw, hasIDs := fields["ids"]
-	hasIDs = hasIDs && !isNull(raw)
-	if hasIDs {
-		if firstByte(raw) != '[' || json.Unmarshal(raw, &r.IDs) != nil {
-			return r, invalidf("ids: must be an array of notification ids")
-		}
-		if len(r.IDs) < 1 || len(r.IDs) > MaxReadIDs {
-			return r, invalidf("ids: must hold 1 to %d ids, got %d", MaxReadIDs, len(r.IDs))
-		}
-		for i, id := range r.IDs {
-			if !ValidID(id) {
-				return r, invalidf("ids[%d]: %q is not a notification id (a 26-character ULID)", i, truncate(id, 40))
-			}
+	return nil
+}
+
+// Validate checks a read: either 1..MaxReadIDs notification ids or All.
+func (r ReadRequest) Validate() error {
+	if r.IDs != nil && (len(r.IDs) < 1 || len(r.IDs) > MaxReadIDs) {
+		return invalidf("ids: must hold 1 to %d ids, got %d", MaxReadIDs, len(r.IDs))
+	}
+	for i, id := range r.IDs {
+		if !ValidID(id) {
+			return notAnID(fmt.Sprintf("ids[%d]", i), id)
 		}
 	}
 	switch {
-	case hasIDs && r.All:
-		return r, invalidf("ids and all: give one, not both")
-	case !hasIDs && !r.All:
-		return r, invalidf("ids or all: one is required")
+	case r.IDs != nil && r.All:
+		return invalidf("ids and all: give one, not both")
+	case r.IDs == nil && !r.All:
+		return invalidf("ids or all: one is required")
 	}
-	return r, nil
+	return nil
+}
+
+func notAnID(field, id string) error {
+	return invalidf("%s: %q is not a notification id (a 26-character ULID)", field, truncate(id, 40))
 }
 
 // ValidID reports whether s is a notification id: a canonical ULID.

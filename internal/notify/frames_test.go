@@ -2,9 +2,11 @@ package notify_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -35,6 +37,19 @@ func TestDecodeClientFrame(t *testing.T) {
 	if err != nil || !f.Read.All {
 		t.Fatalf("read all: %+v, %v", f, err)
 	}
+	// null is absent; the fields of other actions are ignored, as unknown
+	// fields are.
+	f, err = notify.DecodeClientFrame([]byte(`{"action":"sync","limit":null,"after":null,"ids":5,"all":"x","ref":null}`))
+	if err != nil || f.Sync != (notify.SyncRequest{Limit: notify.DefaultSyncLimit}) || f.Ref != "" {
+		t.Fatalf("sync with nulls: %+v, %v", f, err)
+	}
+	f, err = notify.DecodeClientFrame([]byte(`{"action":"read","ids":null,"all":true,"limit":"x"}`))
+	if err != nil || !f.Read.All || f.Read.IDs != nil {
+		t.Fatalf("read with nulls: %+v, %v", f, err)
+	}
+	if _, err := notify.DecodeClientFrame([]byte(`{"action":"ping","limit":0,"ids":[]}`)); err != nil {
+		t.Fatalf("ping with other actions' fields: %v", err)
+	}
 }
 
 func TestDecodeClientFrameRefuses(t *testing.T) {
@@ -54,6 +69,11 @@ func TestDecodeClientFrameRefuses(t *testing.T) {
 		{"limit 0", `{"action":"sync","limit":0}`, notify.EINVALID, "limit", ""},
 		{"limit fraction", `{"action":"sync","limit":1.5}`, notify.EINVALID, "limit", ""},
 		{"limit string", `{"action":"sync","limit":"5"}`, notify.EINVALID, "limit", ""},
+		{"limit exponent", `{"action":"sync","limit":1e1}`, notify.EINVALID, "limit: must be an integer", ""},
+		{"null", `null`, notify.EINVALID, "frame: must be a JSON object", ""},
+		{"truncated", `{"action":"ping","ref":"r"`, notify.EINVALID, "not JSON", ""},
+		{"empty action", `{"action":"","ref":"r"}`, notify.EUNKNOWNACTION, `unknown action ""`, "r"},
+		{"ids number", `{"action":"read","ids":["` + someID + `",5],"ref":"r"}`, notify.EINVALID, "ids: must be an array", "r"},
 		{"after not ulid", `{"action":"sync","after":"abc"}`, notify.EINVALID, "after", ""},
 		{"after number", `{"action":"sync","after":5}`, notify.EINVALID, "after", ""},
 		{"cursor not ulid", `{"action":"sync","cursor":"zzz"}`, notify.EINVALID, "cursor", ""},
@@ -145,6 +165,15 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			}
 		default:
 			t.Fatalf("accepted unknown action %q", fr.Action)
+		}
+		// Re-encoded from its type, the frame decodes to itself.
+		encoded, err := jsonv2.Marshal(fr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := notify.DecodeClientFrame(encoded)
+		if err != nil || !reflect.DeepEqual(again, fr) {
+			t.Fatalf("%+v re-encoded as %s decodes to %+v, %v", fr, encoded, again, err)
 		}
 	})
 }

@@ -91,13 +91,25 @@ type InboxStore interface {
 	// streams, in the order given.
 	VisibleIDs(ctx context.Context, streams []string, ids []string) ([]string, error)
 
-	// MarkRead records ids as read by userID, until expiresAt.
+	// MarkRead records ids as read by userID, until expiresAt. An empty
+	// userID is refused (EINVALID).
 	MarkRead(ctx context.Context, userID string, ids []string, expiresAt time.Time) error
 
 	// MarkAllRead records that every notification with an id up to and
 	// including upTo is read by userID. A lower upTo than one already
-	// recorded changes nothing.
+	// recorded changes nothing. An empty userID is refused (EINVALID).
 	MarkAllRead(ctx context.Context, userID string, upTo string) error
+
+	// ReadState reports, for each of ids in the order given, whether userID
+	// has read it: its id is at or below the user's MarkAllRead watermark,
+	// or an unexpired read mark of this user (MarkRead) holds it. Other
+	// users' marks do not count; an empty id is unread. It answers from the
+	// read state alone (it does not check that the ids are stored or
+	// visible), reading the watermark and the marks of exactly those ids: a
+	// constant number of requests for a sync page (up to MaxSyncLimit ids),
+	// never one per id nor the user's other marks. An empty userID is
+	// refused (EINVALID).
+	ReadState(ctx context.Context, userID string, ids []string) ([]bool, error)
 
 	// CountUnread counts the notifications of streams that userID has not
 	// read, stopping at max (so max means "max or more"). It reads at most

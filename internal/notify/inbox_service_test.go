@@ -3,6 +3,8 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,13 +17,20 @@ import (
 )
 
 type syncedFrame struct {
-	Type          string                `json:"type"`
-	Notifications []notify.Notification `json:"notifications"`
-	Cursor        string                `json:"cursor"`
-	More          bool                  `json:"more"`
-	Gap           bool                  `json:"gap"`
-	Unread        int                   `json:"unread"`
-	Ref           string                `json:"ref"`
+	Type          string       `json:"type"`
+	Notifications []syncedNote `json:"notifications"`
+	Cursor        string       `json:"cursor"`
+	More          bool         `json:"more"`
+	Gap           bool         `json:"gap"`
+	Unread        int          `json:"unread"`
+	Ref           string       `json:"ref"`
+}
+
+// syncedNote is a notification in a synced frame: with this user's read
+// flag (nil when missing).
+type syncedNote struct {
+	notify.Notification
+	Read *bool `json:"read"`
 }
 
 // ask sends one frame from connection id and returns the answer it got.
@@ -49,7 +58,7 @@ func askSync(t *testing.T, s *notify.Service, sender *recordingSender, id, body 
 	return f
 }
 
-func ids(ns []notify.Notification) string {
+func ids(ns []syncedNote) string {
 	out := make([]string, len(ns))
 	for i, n := range ns {
 		out[i] = n.Title
@@ -186,6 +195,108 @@ func TestReadUpdatesEveryTab(t *testing.T) {
 	}
 }
 
+// readFlags is the titles of ns with their read flags: "n1,n2*" (* read,
+// ? missing).
+func readFlags(ns []syncedNote) string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		switch {
+		case n.Read == nil:
+			out[i] = n.Title + "?"
+		case *n.Read:
+			out[i] = n.Title + "*"
+		default:
+			out[i] = n.Title
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Every notification of every synced frame carries this user's read flag
+// (PROTOCOL §5); a live notification frame carries none.
+func TestSyncCarriesReadState(t *testing.T) {
+	s, _, sender := newService(t)
+	old := time.Now().Add(-time.Minute)
+	connect(t, s, "tab", "42", old, "team:plant-3")
+	connect(t, s, "other", "43", old)
+	var published []notify.PublishResult
+	for _, body := range []string{
+		`{"users":["42"],"notification":{"type":"t","title":"n1"}}`,
+		`{"groups":["team:plant-3"],"notification":{"type":"t","title":"n2","data":{"wo":"WO-1","nested":{"a":[1,{}]}}}}`,
+		`{"users":["42"],"notification":{"type":"t","title":"n3","body":"b \u2028 <&>"}}`,
+		`{"broadcast":true,"notification":{"type":"t","title":"n4"}}`,
+	} {
+		published = append(published, publish(t, s, body))
+	}
+	// The live frames: no read flag.
+	sender.mu.Lock()
+	live := slices.Clone(sender.frames["tab"])
+	sender.mu.Unlock()
+	if len(live) != 4 {
+		t.Fatalf("%d live frames, want 4", len(live))
+	}
+	for _, raw := range live {
+		var f struct {
+			Notification map[string]json.RawMessage `json:"notification"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil || f.Notification == nil {
+			t.Fatalf("live frame %s: %v", raw, err)
+		}
+		if _, ok := f.Notification["read"]; ok {
+			t.Errorf("live frame %s carries read", raw)
+		}
+	}
+
+	if f := askSync(t, s, sender, "tab", `{"action":"sync"}`); readFlags(f.Notifications) != "n1,n2,n3,n4" || f.Unread != 4 {
+		t.Errorf("before reading: %s unread %d, want n1,n2,n3,n4 all read:false, unread 4", readFlags(f.Notifications), f.Unread)
+	}
+	ask(t, s, sender, "tab", `{"action":"read","ids":["`+published[1].ID+`","`+published[3].ID+`"]}`)
+	f := askSync(t, s, sender, "tab", `{"action":"sync"}`)
+	if got := readFlags(f.Notifications); got != "n1,n2*,n3,n4*" || f.Unread != 2 {
+		t.Errorf("after reading n2 and n4: %s unread %d, want n1,n2*,n3,n4* unread 2", got, f.Unread)
+	}
+	// The flag is added to the stored object as its last member: the rest
+	// is byte for byte what the live frame carried.
+	raw := ask(t, s, sender, "tab", `{"action":"sync"}`)
+	var frame struct {
+		Notifications []json.RawMessage `json:"notifications"`
+	}
+	if err := json.Unmarshal(raw, &frame); err != nil || len(frame.Notifications) != 4 {
+		t.Fatalf("synced frame %s: %v", raw, err)
+	}
+	for i, n := range frame.Notifications {
+		var lf struct {
+			Notification json.RawMessage `json:"notification"`
+		}
+		_ = json.Unmarshal(live[i], &lf)
+		want := string(lf.Notification[:len(lf.Notification)-1]) + `,"read":` + strconv.FormatBool(i%2 == 1) + "}"
+		if string(n) != want {
+			t.Errorf("synced notification %d:\n got %s\nwant %s", i, n, want)
+		}
+	}
+
+	// Resuming (after, then cursor) carries the flags too.
+	f = askSync(t, s, sender, "tab", `{"action":"sync","after":"`+published[0].ID+`","limit":2}`)
+	if got := readFlags(f.Notifications); got != "n1,n2*" || !f.More {
+		t.Errorf("sync after n1, limit 2: %s more %v, want n1,n2* and more", got, f.More)
+	}
+	f = askSync(t, s, sender, "tab", `{"action":"sync","cursor":"`+f.Cursor+`"}`)
+	if got := readFlags(f.Notifications); got != "n3,n4*" {
+		t.Errorf("cursor page: %s, want n3,n4*", got)
+	}
+	// Read state is per user: 43 read nothing of the broadcast.
+	if f := askSync(t, s, sender, "other", `{"action":"sync"}`); readFlags(f.Notifications) != "n4" {
+		t.Errorf("user 43: %s, want n4 unread", readFlags(f.Notifications))
+	}
+	ask(t, s, sender, "tab", `{"action":"read","all":true}`)
+	if f := askSync(t, s, sender, "tab", `{"action":"sync"}`); readFlags(f.Notifications) != "n1*,n2*,n3*,n4*" || f.Unread != 0 {
+		t.Errorf("after read all: %s unread %d", readFlags(f.Notifications), f.Unread)
+	}
+	if f := askSync(t, s, sender, "other", `{"action":"sync"}`); readFlags(f.Notifications) != "n4" {
+		t.Errorf("user 43 after 42 read all: %s, want n4 unread", readFlags(f.Notifications))
+	}
+}
+
 func TestIdempotentPublish(t *testing.T) {
 	s, _, sender := newService(t)
 	connect(t, s, "tab", "42", time.Now().Add(-time.Minute))
@@ -297,6 +408,11 @@ func TestNotificationAtTheLimitFitsEveryFrame(t *testing.T) {
 		}
 		if len(raw) > notify.MaxFrameBytes || len(f.Notifications) == 0 {
 			t.Errorf("%q: synced frame of %d bytes with %d notifications: paging could not move on", filler, len(raw), len(f.Notifications))
+		}
+		for _, n := range f.Notifications {
+			if n.Read == nil {
+				t.Errorf("%q: synced notification %s without its read flag", filler, n.ID)
+			}
 		}
 	}
 	over := `{"users":["42"],"notification":{"type":"t","data":{"pad":"` + strings.Repeat("<", notify.MaxNotificationBytes) + `"}}}`

@@ -8,12 +8,15 @@ import (
 // Connection is one open WebSocket: its API Gateway connection id, the user
 // its token named and the groups the token listed.
 type Connection struct {
-	ID          string
-	UserID      string
+	ID     string
+	UserID string
+	// Groups may list a group twice; stores keep each group once.
 	Groups      []string
 	ConnectedAt time.Time
 	// ExpiresAt is when the store may forget the connection even if no
 	// $disconnect came (API Gateway closes every socket after 2 hours).
+	// Stores require it and have no default: Service.Connect sets it
+	// (ConnectionTTL, DefaultConnectionTTL when zero).
 	ExpiresAt time.Time
 	// TokenExpiresAt is the exp of the token the connection opened with
 	// (zero: none). A connection lives no longer than its token: past it

@@ -1,47 +1,44 @@
 package notify
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Limits of a publish request (docs/PROTOCOL.md §4).
 const (
-	MaxUsersPerPublish    = 1000
-	MaxGroupsPerPublish   = 100
-	MaxTypeLength         = 100
-	MaxTitleLength        = 200
-	MaxBodyLength         = 2000
-	MaxIdempotencyKey     = 128
-	MaxNotificationBytes  = 120 * 1024
-	MaxDisconnectReason   = 200
-	nameRule              = "1-128 characters of A-Z a-z 0-9 . _ : @ -"
-	publishTopLevelFields = "users, groups, broadcast, idempotencyKey, notification, disconnect"
-	notificationFields    = "type, title, body, data"
+	MaxUsersPerPublish   = 1000
+	MaxGroupsPerPublish  = 100
+	MaxTypeLength        = 100
+	MaxTitleLength       = 200
+	MaxBodyLength        = 2000
+	MaxIdempotencyKey    = 128
+	MaxNotificationBytes = 120 * 1024
+	MaxDisconnectReason  = 200
+	nameRule             = "1-128 characters of A-Z a-z 0-9 . _ : @ -"
 )
 
 // PublishRequest is what another service sends to PublishFunction: a
 // notification to publish, or, when Disconnect is set, a disconnect request
-// (docs/PROTOCOL.md §4).
+// (docs/PROTOCOL.md §4). Its JSON is the request's.
 type PublishRequest struct {
-	Users          []string
-	Groups         []string
-	Broadcast      bool
-	IdempotencyKey string
-	Notification   NotificationInput
+	Users          []string          `json:"users,omitempty"`
+	Groups         []string          `json:"groups,omitempty"`
+	Broadcast      bool              `json:"broadcast,omitzero"`
+	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
+	Notification   NotificationInput `json:"notification,omitzero"`
 	// Disconnect, when not nil, makes this a disconnect request: the
 	// targets' sockets are closed and each user is revoked.
-	Disconnect *DisconnectInput
+	Disconnect *DisconnectInput `json:"disconnect,omitempty"`
 }
 
 // DisconnectInput is the `disconnect` object of a disconnect request.
 type DisconnectInput struct {
 	// Reason, when not empty, is passed on in the `disconnected` frames.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 }
 
 // NotificationInput is the caller's part of a notification: the server adds
@@ -54,6 +51,17 @@ type NotificationInput struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// publishJSON is a request as sent, where pointers tell a field that is
+// absent (or null) from an empty one, which the protocol treats differently.
+type publishJSON struct {
+	PublishRequest
+	IdempotencyKey *string `json:"idempotencyKey"`
+	Notification   *struct {
+		NotificationInput
+		Type *string `json:"type"`
+	} `json:"notification"`
+}
+
 // Target returns who the request is for.
 func (r PublishRequest) Target() Target {
 	return Target{Users: r.Users, Groups: r.Groups, Broadcast: r.Broadcast}
@@ -64,164 +72,100 @@ func (r PublishRequest) Target() Target {
 // "user" cannot silently send nothing. Every error is EINVALID and names the
 // field at fault.
 func DecodePublishRequest(payload []byte) (PublishRequest, error) {
-	var req PublishRequest
-	top, err := decodeObject(payload, "request")
+	w, err := decodeObject[publishJSON](payload, "request", requestOptions)
 	if err != nil {
-		return req, err
+		return PublishRequest{}, err
 	}
-	if err := checkRepeatedKeys(payload, "request"); err != nil {
-		return req, err
-	}
-	var notificationRaw, disconnectRaw json.RawMessage
-	for _, key := range slices.Sorted(maps.Keys(top)) {
-		raw := top[key]
-		switch key {
-		case "users":
-			req.Users, err = decodeNames(raw, "users", "user id", MaxUsersPerPublish)
-		case "groups":
-			req.Groups, err = decodeNames(raw, "groups", "group name", MaxGroupsPerPublish)
-		case "broadcast":
-			err = decodeField(raw, "broadcast", "a boolean", &req.Broadcast)
-		case "idempotencyKey":
-			if isNull(raw) {
-				continue
-			}
-			if err = decodeField(raw, "idempotencyKey", "a string", &req.IdempotencyKey); err == nil {
-				if n := utf8.RuneCountInString(req.IdempotencyKey); n < 1 || n > MaxIdempotencyKey {
-					err = invalidf("idempotencyKey: must be 1-%d characters, got %d", MaxIdempotencyKey, n)
-				}
-			}
-		case "notification":
-			notificationRaw = raw
-		case "disconnect":
-			disconnectRaw = raw
-		default:
-			err = invalidf("unknown field %q (allowed: %s)", key, publishTopLevelFields)
+	req, n := w.PublishRequest, w.Notification
+	switch {
+	case n != nil && req.Disconnect != nil:
+		return req, invalidf("notification and disconnect: give one, not both")
+	case n == nil && req.Disconnect == nil:
+		return req, invalidf("notification: required (or disconnect, to close the targets' sockets)")
+	case n != nil && n.Type == nil:
+		return req, invalidf("notification.type: required")
+	case n != nil:
+		req.Notification = n.NotificationInput
+		req.Notification.Type = *n.Type
+		data := jsontext.Value(n.Data)
+		if data.Kind() == 'n' {
+			data = nil // null: absent
+		} else if data != nil {
+			_ = data.Compact() // cannot fail: it was just unmarshaled
 		}
-		if err != nil {
+		req.Notification.Data = json.RawMessage(data)
+	}
+	if w.IdempotencyKey != nil {
+		// Present, even empty, it must be a key.
+		if err := checkLength("idempotencyKey", *w.IdempotencyKey, 1, MaxIdempotencyKey); err != nil {
 			return req, err
 		}
+		req.IdempotencyKey = *w.IdempotencyKey
 	}
-	if len(req.Users) == 0 && len(req.Groups) == 0 && !req.Broadcast {
-		return req, invalidf("no target: give users, groups or broadcast: true")
-	}
-	hasNotification := notificationRaw != nil && !isNull(notificationRaw)
-	hasDisconnect := disconnectRaw != nil && !isNull(disconnectRaw)
-	switch {
-	case hasNotification && hasDisconnect:
-		return req, invalidf("notification and disconnect: give one, not both")
-	case hasDisconnect:
-		if req.IdempotencyKey != "" {
-			return req, invalidf("idempotencyKey: not accepted with disconnect (a disconnect request may be repeated safely)")
-		}
-		req.Disconnect, err = decodeDisconnectInput(disconnectRaw)
-		return req, err
-	case !hasNotification:
-		return req, invalidf("notification: required (or disconnect, to close the targets' sockets)")
-	}
-	req.Notification, err = decodeNotificationInput(notificationRaw)
-	return req, err
+	return req, req.Validate()
 }
 
-func decodeDisconnectInput(raw json.RawMessage) (*DisconnectInput, error) {
-	fields, err := decodeObject(raw, "disconnect")
-	if err != nil {
-		return nil, err
+// Validate checks a request's targets and idempotency key, then its
+// notification or, for a disconnect request, its disconnect.
+func (r PublishRequest) Validate() error {
+	if len(r.Users) == 0 && len(r.Groups) == 0 && !r.Broadcast {
+		return invalidf("no target: give users, groups or broadcast: true")
 	}
-	d := &DisconnectInput{}
-	for _, key := range slices.Sorted(maps.Keys(fields)) {
-		value := fields[key]
-		switch key {
-		case "reason":
-			if !isNull(value) {
-				err = decodeText(value, "disconnect.reason", &d.Reason, 0, MaxDisconnectReason)
-			}
-		default:
-			err = invalidf("disconnect: unknown field %q (allowed: reason)", key)
-		}
-		if err != nil {
-			return nil, err
+	if err := checkNames("users", "user id", r.Users, MaxUsersPerPublish); err != nil {
+		return err
+	}
+	if err := checkNames("groups", "group name", r.Groups, MaxGroupsPerPublish); err != nil {
+		return err
+	}
+	if r.IdempotencyKey != "" {
+		if err := checkLength("idempotencyKey", r.IdempotencyKey, 1, MaxIdempotencyKey); err != nil {
+			return err
 		}
 	}
-	return d, nil
+	if r.Disconnect == nil {
+		return r.Notification.Validate()
+	}
+	if r.IdempotencyKey != "" {
+		return invalidf("idempotencyKey: not accepted with disconnect (a disconnect request may be repeated safely)")
+	}
+	return r.Disconnect.Validate()
 }
 
-func decodeNotificationInput(raw json.RawMessage) (NotificationInput, error) {
-	var n NotificationInput
-	fields, err := decodeObject(raw, "notification")
-	if err != nil {
-		return n, err
+// Validate checks the lengths of a notification, that Data is an object, and
+// that the whole, as it will be sent (EncodeJSON), is at most
+// MaxNotificationBytes, so that with its id and creation time it always fits
+// a frame.
+func (n NotificationInput) Validate() error {
+	if err := checkLength("notification.type", n.Type, 1, MaxTypeLength); err != nil {
+		return err
 	}
-	for _, key := range slices.Sorted(maps.Keys(fields)) {
-		value := fields[key]
-		switch key {
-		case "type":
-			err = decodeText(value, "notification.type", &n.Type, 1, MaxTypeLength)
-		case "title":
-			if !isNull(value) {
-				err = decodeText(value, "notification.title", &n.Title, 0, MaxTitleLength)
-			}
-		case "body":
-			if !isNull(value) {
-				err = decodeText(value, "notification.body", &n.Body, 0, MaxBodyLength)
-			}
-		case "data":
-			if isNull(value) {
-				continue
-			}
-			if firstByte(value) != '{' {
-				err = invalidf("notification.data: must be a JSON object")
-				break
-			}
-			n.Data = compactJSON(value)
-		default:
-			err = invalidf("notification: unknown field %q (allowed: %s)", key, notificationFields)
-		}
-		if err != nil {
-			return n, err
-		}
+	if err := checkLength("notification.title", n.Title, 0, MaxTitleLength); err != nil {
+		return err
 	}
-	if _, ok := fields["type"]; !ok || isNull(fields["type"]) {
-		return n, invalidf("notification.type: required")
+	if err := checkLength("notification.body", n.Body, 0, MaxBodyLength); err != nil {
+		return err
 	}
-	// The limit applies to the notification as it will be sent (EncodeJSON),
-	// so that with its id and creation time it always fits a frame.
+	if n.Data != nil && jsontext.Value(n.Data).Kind() != '{' {
+		return invalidf("notification.data: must be a JSON object")
+	}
 	encoded, err := EncodeJSON(n)
 	if err != nil {
-		return n, invalidf("notification.data: %v", err)
+		return invalidf("notification.data: %v", err)
 	}
 	if len(encoded) > MaxNotificationBytes {
-		return n, invalidf("notification: %d bytes as JSON, at most %d allowed", len(encoded), MaxNotificationBytes)
-	}
-	return n, nil
-}
-
-func decodeObject(raw []byte, what string) (map[string]json.RawMessage, error) {
-	if firstByte(raw) != '{' {
-		return nil, invalidf("%s: must be a JSON object", what)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, invalidf("%s: not valid JSON: %v", what, err)
-	}
-	return m, nil
-}
-
-func decodeField(raw json.RawMessage, field, want string, v any) error {
-	if isNull(raw) {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return invalidf("%s: must be %s", field, want)
+		return invalidf("notification: %d bytes as JSON, at most %d allowed", len(encoded), MaxNotificationBytes)
 	}
 	return nil
 }
 
-func decodeText(raw json.RawMessage, field string, dst *string, min, max int) error {
-	if err := json.Unmarshal(raw, dst); err != nil || firstByte(raw) != '"' {
-		return invalidf("%s: must be a string", field)
-	}
-	if n := utf8.RuneCountInString(*dst); n < min || n > max {
+// Validate checks the length of the reason.
+func (d DisconnectInput) Validate() error {
+	return checkLength("disconnect.reason", d.Reason, 0, MaxDisconnectReason)
+}
+
+// checkLength refuses s unless it has min to max characters.
+func checkLength(field, s string, min, max int) error {
+	if n := utf8.RuneCountInString(s); n < min || n > max {
 		if min > 0 {
 			return invalidf("%s: must be %d-%d characters, got %d", field, min, max, n)
 		}
@@ -230,45 +174,22 @@ func decodeText(raw json.RawMessage, field string, dst *string, min, max int) er
 	return nil
 }
 
-func decodeNames(raw json.RawMessage, field, what string, max int) ([]string, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var names []string
-	if firstByte(raw) != '[' || json.Unmarshal(raw, &names) != nil {
-		return nil, invalidf("%s: must be an array of strings", field)
-	}
+// checkNames refuses more than max names, or one that is not a valid user id
+// or group name (what).
+func checkNames(field, what string, names []string, max int) error {
 	if len(names) > max {
-		return nil, invalidf("%s: at most %d allowed, got %d", field, max, len(names))
+		return invalidf("%s: at most %d allowed, got %d", field, max, len(names))
 	}
 	for i, name := range names {
 		if !ValidName(name) {
-			return nil, invalidf("%s[%d]: %q is not a valid %s (%s)", field, i, truncate(name, 140), what, nameRule)
+			return invalidf("%s[%d]: %q is not a valid %s (%s)", field, i, truncate(name, 140), what, nameRule)
 		}
 	}
-	return names, nil
+	return nil
 }
 
 func invalidf(format string, args ...any) *Error {
 	return &Error{Code: EINVALID, Message: fmt.Sprintf(format, args...)}
-}
-
-func isNull(raw []byte) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
-
-func firstByte(raw []byte) byte {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
-}
-
-func compactJSON(raw []byte) json.RawMessage {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return append(json.RawMessage(nil), raw...)
-	}
-	return b.Bytes()
 }
 
 func truncate(s string, n int) string {

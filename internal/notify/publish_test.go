@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -81,6 +82,11 @@ func TestDecodePublishRequestRefuses(t *testing.T) {
 		{"empty idempotencyKey", `{"users":["42"],"idempotencyKey":"","notification":{"type":"t"}}`, "idempotencyKey: must be 1-128"},
 		{"long idempotencyKey", `{"users":["42"],"idempotencyKey":"` + strings.Repeat("k", 129) + `","notification":{"type":"t"}}`, "idempotencyKey: must be 1-128"},
 		{"idempotencyKey number", `{"users":["42"],"idempotencyKey":5,"notification":{"type":"t"}}`, "idempotencyKey: must be a string"},
+		{"not JSON", `{"users":["42"]`, "request: not JSON"},
+		{"type null", `{"users":["42"],"notification":{"type":null}}`, "notification.type: required"},
+		{"title number", `{"users":["42"],"notification":{"type":"t","title":5}}`, "notification.title: must be a string"},
+		{"group number", `{"groups":["g",5],"notification":{"type":"t"}}`, "groups: must be an array of strings"},
+		{"empty notification with disconnect", `{"users":["42"],"notification":{},"disconnect":{}}`, "notification and disconnect: give one"},
 		{"repeated broadcast", `{"broadcast":false,"broadcast":true,"notification":{"type":"t"}}`, `request: repeated key "broadcast"`},
 		{"repeated users", `{"users":["42"],"users":["7"],"notification":{"type":"t"}}`, `repeated key "users"`},
 		{"repeated in notification", `{"users":["42"],"notification":{"type":"t","type":"u"}}`, `notification: repeated key "type"`},
@@ -169,5 +175,26 @@ func FuzzDecodePublishRequest(f *testing.F) {
 		if req.Notification.Data != nil && req.Notification.Data[0] != '{' {
 			t.Fatalf("accepted non-object data %s", req.Notification.Data)
 		}
+		// Re-encoded from its type, the request decodes to itself.
+		encoded, err := notify.EncodeJSON(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := notify.DecodePublishRequest(encoded)
+		if err != nil || !reflect.DeepEqual(withoutEmptyTargets(again), withoutEmptyTargets(req)) {
+			t.Fatalf("%+v re-encoded as %s decodes to %+v, %v", req, encoded, again, err)
+		}
 	})
+}
+
+// withoutEmptyTargets makes empty users or groups nil: `"users":[]` and no
+// users are the same request.
+func withoutEmptyTargets(r notify.PublishRequest) notify.PublishRequest {
+	if len(r.Users) == 0 {
+		r.Users = nil
+	}
+	if len(r.Groups) == 0 {
+		r.Groups = nil
+	}
+	return r
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"golang.org/x/sync/errgroup"
 )
 
 // Defaults of a Service.
@@ -212,10 +213,15 @@ func (s *Service) enforceConnectionCap(ctx context.Context, sender Sender, userI
 		return err
 	}
 	LoggerFrom(ctx).Info("closing the user's oldest connections", "over", len(oldest), "max", s.MaxConnections())
-	runBounded(answerConcurrency, oldest, func(c Connection) {
-		s.sendAndClose(ctx, sender, c.ID, frame)
-	})
-	return nil
+	var g errgroup.Group
+	g.SetLimit(answerConcurrency)
+	for _, c := range oldest {
+		g.Go(func() error {
+			s.sendAndClose(ctx, sender, c.ID, frame)
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // sendAndClose sends frame to a connection, closes it and forgets it. It
@@ -249,28 +255,6 @@ const (
 	closedGone
 	closeFailed
 )
-
-// runBounded calls fn for each item from at most limit goroutines and
-// waits for them all.
-func runBounded[T any](limit int, items []T, fn func(T)) {
-	if len(items) == 0 {
-		return
-	}
-	work := make(chan T)
-	var wg sync.WaitGroup
-	for range min(limit, len(items)) {
-		wg.Go(func() {
-			for it := range work {
-				fn(it)
-			}
-		})
-	}
-	for _, it := range items {
-		work <- it
-	}
-	close(work)
-	wg.Wait()
-}
 
 func uniqueConnections(in []Connection) []Connection {
 	seen := make(map[string]struct{}, len(in))
@@ -454,17 +438,18 @@ type idempotencyLease struct {
 //     answer arrives, the lease it wrote ends when this call already knows.
 //   - A claim whose answer is late is abandoned (an error: nothing was sent,
 //     a retry with the key is safe) and released in the background.
-//   - While another call's claim is pending, it waits for it to commit as
-//     long as the time left still allows a store; then it gives up with an
-//     error rather than answer "duplicate" for a notification that may
-//     never exist.
+//   - While another call's claim is pending, it waits for it to commit
+//     (then it answers duplicate) or to run out (then it claims, and its
+//     store gets what time is left), until one more claim call would not fit
+//     before PublishTimeout; then it gives up with an error rather than
+//     answer "duplicate" for a notification that may never exist.
 //   - Only a committed claim sends (commit), and a commit is conditional on
 //     the claim token, so of two calls with one key at most one sends.
 func (s *Service) claim(ctx context.Context, key string) (idempotencyLease, *PublishResult, error) {
 	start := s.now()
-	// The latest moment a claim may still be taken: after it, the claim
-	// call, the store and the commit would not fit in PublishTimeout.
-	lastClaim := start.Add(s.publishTimeout() - s.storeTimeout() - 2*s.callTimeout())
+	// The latest moment to try a claim: one call and the first page of
+	// connections must still fit in PublishTimeout.
+	lastClaim := start.Add(s.publishTimeout() - s.callTimeout() - s.firstPageReserve())
 	wait := idempotencyPoll
 	for {
 		now := s.now()
@@ -524,9 +509,10 @@ func (s *Service) commit(ctx context.Context, key, holder, id string, mintedAt t
 // CallTimeout): the caller answers without waiting for it.
 func (s *Service) release(ctx context.Context, key, holder string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.callTimeout())
+	inbox := s.Inbox
 	go func() {
 		defer cancel()
-		if err := s.Inbox.ReleaseIdempotencyKey(ctx, key, holder); err != nil {
+		if err := inbox.ReleaseIdempotencyKey(ctx, key, holder); err != nil {
 			LoggerFrom(ctx).Warn("releasing the idempotency key failed; it frees itself when its lease runs out", "error", err.Error())
 		}
 	}()
@@ -655,8 +641,8 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte, dead
 }
 
 // forEachConnection walks the connections target reaches, page by page,
-// and calls visit for each once, from at most workers goroutines, so that
-// the walk overlaps with the visits. It returns how many connections it
+// and calls visit for each once, at most workers at a time, so that the walk
+// overlaps with the visits. It returns how many connections it
 // handed to visit. A store that yields no first page within firstWait, or
 // no next page within StoreTimeout, stops the walk (an EINTERNAL error), so
 // a stalled storage cannot hold the caller however many pages a long walk
@@ -669,9 +655,8 @@ func (s *Service) forEachConnection(ctx context.Context, target Target, workers 
 	watchdog := time.AfterFunc(firstWait, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 
-	work := make(chan Connection, workers*2)
-	var wg sync.WaitGroup
-	started := 0
+	var g errgroup.Group
+	g.SetLimit(workers)
 	seen := make(map[string]struct{})
 	handed := 0
 	walkErr := s.Connections.ForEachTarget(walkCtx, target, func(page []Connection) error {
@@ -681,28 +666,21 @@ func (s *Service) forEachConnection(ctx context.Context, target Target, workers 
 			if _, dup := seen[c.ID]; dup {
 				continue
 			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			seen[c.ID] = struct{}{}
-			// Start workers only as connections arrive: the common publish
-			// reaches one or two sockets.
-			if started < workers && started < len(seen) {
-				started++
-				wg.Go(func() {
-					for c := range work {
-						visit(c)
-					}
-				})
-			}
-			select {
-			case work <- c:
-				handed++
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			handed++
+			// Blocks while workers visits are in flight, so the walk reads
+			// ahead of the sends by at most one page.
+			g.Go(func() error {
+				visit(c)
+				return nil
+			})
 		}
 		return nil
 	})
-	close(work)
-	wg.Wait()
+	_ = g.Wait()
 	if walkErr != nil {
 		if cause := context.Cause(walkCtx); errors.Is(cause, errStalled) {
 			walkErr = errStalled

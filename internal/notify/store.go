@@ -9,8 +9,9 @@ import (
 // Implementations: internal/dynamo (DynamoDB) and internal/memory (the
 // embedded development default). Both pass internal/notify/storetest.
 type ConnectionStore interface {
-	// SaveConnection stores c with its user and group memberships. On error
-	// nothing of c is left stored.
+	// SaveConnection stores c with its user and group memberships, each
+	// group once. c.ID, c.UserID and c.ExpiresAt are required (EINVALID).
+	// On error nothing of c is left stored.
 	SaveConnection(ctx context.Context, c Connection) error
 
 	// GetConnection returns the stored connection with this id, or an

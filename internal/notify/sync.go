@@ -1,8 +1,10 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -79,41 +81,101 @@ func (s *Service) sync(ctx context.Context, v viewer, req SyncRequest, ref strin
 	if err != nil {
 		return nil, Wrap(EINTERNAL, err, "reading the inbox failed")
 	}
-	if frame.Unread, err = s.Inbox.CountUnread(ctx, v.userID, v.streams, MaxUnread); err != nil {
+	// The page's read flags and the unread count, at once: each is a
+	// constant number of store requests.
+	type readState struct {
+		read []bool
+		err  error
+	}
+	state := make(chan readState, 1)
+	go func() {
+		if len(page) == 0 {
+			state <- readState{}
+			return
+		}
+		ids := make([]string, len(page))
+		for i, n := range page {
+			ids[i] = n.ID
+		}
+		read, err := s.Inbox.ReadState(ctx, v.userID, ids)
+		state <- readState{read, err}
+	}()
+	frame.Unread, err = s.Inbox.CountUnread(ctx, v.userID, v.streams, MaxUnread)
+	rs := <-state
+	if err != nil {
 		return nil, Wrap(EINTERNAL, err, "counting unread notifications failed")
 	}
-	fitFrame(frame, page, req.After == "" && req.Cursor == "")
+	if rs.err != nil {
+		return nil, Wrap(EINTERNAL, rs.err, "reading the read state failed")
+	}
+	if len(rs.read) != len(page) {
+		return nil, Errorf(EINTERNAL, "the read state of %d notifications has %d flags", len(page), len(rs.read))
+	}
+	fitFrame(frame, page, rs.read, req.After == "" && req.Cursor == "")
 	return frame, nil
 }
 
-// fitFrame puts page into frame, dropping what would make the frame exceed
+// fitFrame puts page into frame, each notification with its read flag
+// (read[i] for page[i]), dropping what would make the frame exceed
 // MaxFrameBytes: the newest when resuming (more then says they follow), the
 // oldest for a plain sync, which keeps the newest that fit.
-func fitFrame(frame *SyncedFrame, page []StoredNotification, keepNewest bool) {
+func fitFrame(frame *SyncedFrame, page []StoredNotification, read []bool, keepNewest bool) {
 	// The frame's other fields, generously: with a 64-character ref of
 	// escaped characters they stay under 512 bytes.
 	const envelope = 512
 	size := envelope
+	// Each notification costs its payload with the read flag, and a comma.
+	cost := func(i int) int { return len(page[i].Payload) + readFieldLen(read[i]) + 1 }
 	from, to := 0, len(page)
 	if keepNewest {
-		for from = len(page); from > 0 && size+len(page[from-1].Payload)+1 <= MaxFrameBytes; from-- {
-			size += len(page[from-1].Payload) + 1
+		for from = len(page); from > 0 && size+cost(from-1) <= MaxFrameBytes; from-- {
+			size += cost(from - 1)
 		}
 	} else {
-		for to = 0; to < len(page) && size+len(page[to].Payload)+1 <= MaxFrameBytes; to++ {
-			size += len(page[to].Payload) + 1
+		for to = 0; to < len(page) && size+cost(to) <= MaxFrameBytes; to++ {
+			size += cost(to)
 		}
 		if to < len(page) {
 			frame.More = true
 		}
 	}
 	frame.Notifications = make([]json.RawMessage, 0, to-from)
-	for _, n := range page[from:to] {
-		frame.Notifications = append(frame.Notifications, n.Payload)
+	for i := from; i < to; i++ {
+		frame.Notifications = append(frame.Notifications, withRead(page[i].Payload, read[i]))
 	}
 	if to > from {
 		frame.Cursor = page[to-1].ID
 	}
+}
+
+// readFieldLen is the most withRead adds to a payload: `,"read":false`
+// (13 bytes) or `,"read":true` (12).
+func readFieldLen(read bool) int {
+	if read {
+		return len(`,"read":true`)
+	}
+	return len(`,"read":false`)
+}
+
+// withRead returns payload, a JSON object as stored, with "read" added as
+// its last member, without decoding it: the member goes before the closing
+// brace. A payload that is not an object (which the inbox never holds) is
+// returned unchanged.
+func withRead(payload json.RawMessage, read bool) json.RawMessage {
+	body := bytes.Trim(payload, " \t\r\n")
+	if len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
+		return payload
+	}
+	inner := bytes.TrimRight(body[:len(body)-1], " \t\r\n")
+	out := make([]byte, 0, len(inner)+readFieldLen(read)+1)
+	out = append(out, inner...)
+	// Only an empty object's inside ends with its opening brace: no member
+	// value can end with one.
+	if inner[len(inner)-1] != '{' {
+		out = append(out, ',')
+	}
+	out = strconv.AppendBool(append(out, `"read":`...), read)
+	return append(out, '}')
 }
 
 func (s *Service) read(ctx context.Context, sender Sender, connectionID string, v viewer, req ReadRequest, ref string) error {

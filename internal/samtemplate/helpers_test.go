@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/awslabs/goformation/v7/cloudformation/global"
 	"github.com/awslabs/goformation/v7/cloudformation/serverless"
 )
 
@@ -141,4 +142,45 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// functionBuild is what `sam build` and Lambda take from a function (none of which the local
+// stack runs), with Globals applied as SAM applies them: the function's value, else Globals',
+// else SAM's default; Architectures are Globals' list followed by the function's own.
+type functionBuild struct {
+	codeURI, handler, runtime string
+	architectures             []string
+	memorySize                int
+	buildMethod, contextPath  string
+}
+
+func (t *Template) functionBuild(tb testing.TB, id string) functionBuild {
+	tb.Helper()
+	f, ok := t.cfn.GetAllServerlessFunctionResources()[id]
+	if !ok {
+		tb.Fatalf("no function %s", id)
+	}
+	g, err := t.cfn.GetServerlessGlobalFunction()
+	if err != nil {
+		g = &global.Function{}
+	}
+	b := functionBuild{
+		handler:    deref(f.Handler, deref(g.Handler, "")),
+		runtime:    deref(f.Runtime, deref(g.Runtime, "")),
+		memorySize: derefInt(f.MemorySize, derefInt(g.MemorySize, 128)),
+	}
+	for _, uri := range []*serverless.Function_CodeUri{g.CodeUri, f.CodeUri} {
+		if uri != nil && uri.String == nil {
+			tb.Fatalf("%s: CodeUri must be a local path", id)
+		} else if uri != nil {
+			b.codeURI = *uri.String
+		}
+	}
+	if g.Architectures != nil {
+		b.architectures = append(b.architectures, *g.Architectures...)
+	}
+	b.architectures = append(b.architectures, f.Architectures...)
+	b.buildMethod, _ = f.AWSCloudFormationMetadata["BuildMethod"].(string)
+	b.contextPath, _ = f.AWSCloudFormationMetadata["ContextPath"].(string)
+	return b
 }

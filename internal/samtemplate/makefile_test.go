@@ -152,8 +152,7 @@ func TestMakeBuildTargetsDryRun(t *testing.T) {
 	root := repoRoot(t)
 	artifacts := t.TempDir()
 	for _, id := range sortedKeys(tm.Functions) {
-		f := tm.Functions[id]
-		ctx := filepath.Join(filepath.Dir(tm.Path), f.ContextPath)
+		ctx := filepath.Join(filepath.Dir(tm.Path), tm.functionBuild(t, id).contextPath)
 		cmd := exec.Command(makePath, "-n", "-s", "build-"+id, "ARTIFACTS_DIR="+artifacts)
 		cmd.Dir = ctx
 		cmd.Env = append(os.Environ(), "MAKEFLAGS=")

@@ -1,8 +1,9 @@
 // Package samtemplate reads the SAM template that deploys the system
 // (template.yaml) into what the local stack needs to run the same thing:
 // the WebSocket API's route selection expression, which function serves each
-// route, each function's build and environment, the DynamoDB tables'
-// schemas, and the parameters.
+// route, each function's timeout and environment, the DynamoDB tables'
+// schemas, and the parameters' defaults. (What only `sam build` and the
+// deploy use, the tests read from the parsed template directly.)
 //
 // The template is parsed with goformation (github.com/awslabs/goformation/v7)
 // in its encoder-intrinsics mode, so !Ref, !GetAtt and !Sub are kept as
@@ -16,7 +17,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -48,38 +48,23 @@ type Template struct {
 	Tables map[string]Table
 	// Parameters are the template's parameters by name.
 	Parameters map[string]Parameter
-	// Outputs are the template's outputs' values by name.
-	Outputs map[string]Value
 
 	cfn *cloudformation.Template // goformation's typed view
 	doc map[string]any           // the whole template, long-form intrinsics, unresolved
 }
 
-// Function is one AWS::Serverless::Function after Globals.
+// Function is what the local stack runs of one AWS::Serverless::Function,
+// after Globals. (Its build — CodeUri, Runtime, Architectures, Metadata — is
+// `sam build`'s business; the local stack runs the handler in-process.)
 type Function struct {
-	LogicalID string
-	// CodeURI is the function's CodeUri, relative to the template's folder.
-	CodeURI string
-	Handler string
-	Runtime string
-	// Architectures is the Globals' list followed by the function's own:
-	// SAM concatenates them.
-	Architectures []string
-	// MemorySize in MB and Timeout in seconds; SAM's defaults (128, 3) when
-	// neither the function nor Globals sets them.
-	MemorySize int
-	Timeout    int
-	// BuildMethod and ContextPath are from the resource's Metadata
-	// ("makefile", ".").
-	BuildMethod string
-	ContextPath string
+	// Timeout in seconds: the function's, else Globals', else SAM's default 3.
+	Timeout int
 	// Environment is Globals' variables overlaid by the function's.
 	Environment map[string]Value
 }
 
 // Table is what it takes to create one AWS::DynamoDB::Table.
 type Table struct {
-	LogicalID string
 	// TableName is the template's literal TableName, "" when CloudFormation
 	// names the table.
 	TableName            string
@@ -114,12 +99,8 @@ type GSI struct {
 
 // Parameter is one template parameter.
 type Parameter struct {
-	Name        string
-	Type        string
-	Description string
 	// Default is nil when the parameter has none: a deploy must give it.
 	Default *string
-	NoEcho  bool
 }
 
 // pseudoParameters answer Refs to AWS pseudo parameters that the refs given
@@ -164,7 +145,6 @@ func load(path string) (*Template, error) {
 		Functions:  map[string]Function{},
 		Tables:     map[string]Table{},
 		Parameters: map[string]Parameter{},
-		Outputs:    map[string]Value{},
 		cfn:        cfn,
 		doc:        doc,
 	}
@@ -177,13 +157,6 @@ func load(path string) (*Template, error) {
 	}
 	if err := t.loadAPI(); err != nil {
 		return nil, err
-	}
-	for name, o := range cfn.Outputs {
-		v, err := decodeAny(o.Value)
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", name, err)
-		}
-		t.Outputs[name] = v
 	}
 	return t, nil
 }
@@ -271,13 +244,7 @@ func typedView(processed []byte) ([]byte, error) {
 
 func (t *Template) loadParameters() {
 	for name, p := range t.cfn.Parameters {
-		param := Parameter{Name: name, Type: p.Type}
-		if p.Description != nil {
-			param.Description = *p.Description
-		}
-		if p.NoEcho != nil {
-			param.NoEcho = *p.NoEcho
-		}
+		var param Parameter
 		if p.Default != nil {
 			var s string
 			switch d := p.Default.(type) {
@@ -295,49 +262,22 @@ func (t *Template) loadParameters() {
 }
 
 func (t *Template) loadFunctions() error {
-	var g serverlessGlobals
+	var globalTimeout *int
+	var globalEnv map[string]string
 	if gf, err := t.cfn.GetServerlessGlobalFunction(); err == nil {
-		g = serverlessGlobals{
-			handler: gf.Handler, runtime: gf.Runtime, memory: gf.MemorySize, timeout: gf.Timeout,
-		}
-		if gf.Architectures != nil {
-			g.architectures = *gf.Architectures
-		}
-		if gf.CodeUri != nil && gf.CodeUri.String != nil {
-			g.codeURI = *gf.CodeUri.String
-		}
+		globalTimeout = gf.Timeout
 		if gf.Environment != nil {
-			g.env = gf.Environment.Variables
+			globalEnv = gf.Environment.Variables
 		}
 	}
 	for id, f := range t.cfn.GetAllServerlessFunctionResources() {
-		fn := Function{
-			LogicalID:   id,
-			CodeURI:     g.codeURI,
-			Handler:     deref(f.Handler, deref(g.handler, "")),
-			Runtime:     deref(f.Runtime, deref(g.runtime, "")),
-			MemorySize:  derefInt(f.MemorySize, derefInt(g.memory, 128)),
-			Timeout:     derefInt(f.Timeout, derefInt(g.timeout, 3)),
-			Environment: map[string]Value{},
-		}
-		if f.CodeUri != nil {
-			if f.CodeUri.String == nil {
-				return fmt.Errorf("function %s: CodeUri must be a local path", id)
-			}
-			fn.CodeURI = *f.CodeUri.String
-		}
-		fn.Architectures = append(append([]string{}, g.architectures...), f.Architectures...)
-		fn.BuildMethod, _ = f.AWSCloudFormationMetadata["BuildMethod"].(string)
-		fn.ContextPath, _ = f.AWSCloudFormationMetadata["ContextPath"].(string)
-
-		vars := map[string]string{}
-		for k, v := range g.env {
-			vars[k] = v
+		fn := Function{Timeout: derefInt(f.Timeout, derefInt(globalTimeout, 3)), Environment: map[string]Value{}}
+		vars := maps.Clone(globalEnv)
+		if vars == nil {
+			vars = map[string]string{}
 		}
 		if f.Environment != nil {
-			for k, v := range f.Environment.Variables {
-				vars[k] = v
-			}
+			maps.Copy(vars, f.Environment.Variables)
 		}
 		for k, s := range vars {
 			v, err := decodeValue(s)
@@ -351,25 +291,16 @@ func (t *Template) loadFunctions() error {
 	return nil
 }
 
-type serverlessGlobals struct {
-	codeURI         string
-	handler         *string
-	runtime         *string
-	architectures   []string
-	memory, timeout *int
-	env             map[string]string
-}
-
 func (t *Template) loadTables() error {
 	for id, tb := range t.cfn.GetAllDynamoDBTableResources() {
-		table := Table{LogicalID: id, BillingMode: deref(tb.BillingMode, "PROVISIONED")}
+		table := Table{BillingMode: deref(tb.BillingMode, "PROVISIONED")}
 		if tb.TableName != nil {
 			v, err := decodeValue(*tb.TableName)
 			if err != nil {
 				return fmt.Errorf("table %s: TableName: %w", id, err)
 			}
 			if v.Kind == Literal {
-				table.TableName = v.Literal
+				table.TableName = v.literal
 			}
 		}
 		for _, k := range tb.KeySchema {
@@ -447,8 +378,8 @@ func (t *Template) routeFunction(routeID string, target *string, integrations ma
 	if err != nil {
 		return "", fmt.Errorf("Target: %w", err)
 	}
-	m := integrationTarget.FindStringSubmatch(tv.Format)
-	if tv.Kind != Sub || len(tv.Vars) != 0 || m == nil {
+	m := integrationTarget.FindStringSubmatch(tv.format)
+	if tv.Kind != Sub || len(tv.vars) != 0 || m == nil {
 		return "", fmt.Errorf("Target is %v; want !Sub integrations/${Integration}", tv)
 	}
 	integ, ok := integrations[m[1]]
@@ -468,8 +399,8 @@ func (t *Template) routeFunction(routeID string, target *string, integrations ma
 	if err != nil {
 		return "", fmt.Errorf("integration %s: IntegrationUri: %w", m[1], err)
 	}
-	u := lambdaInvocationURI.FindStringSubmatch(uv.Format)
-	if uv.Kind != Sub || len(uv.Vars) != 0 || u == nil {
+	u := lambdaInvocationURI.FindStringSubmatch(uv.format)
+	if uv.Kind != Sub || len(uv.vars) != 0 || u == nil {
 		return "", fmt.Errorf("integration %s: IntegrationUri is %v; want !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Function.Arn}/invocations", m[1], uv)
 	}
 	if _, ok := t.Functions[u[1]]; !ok {
@@ -511,7 +442,7 @@ func (t *Template) ResolveEnv(fn string, params map[string]string, refs map[stri
 	// In order: an error names the same variable every time.
 	for _, k := range slices.Sorted(maps.Keys(f.Environment)) {
 		v := f.Environment[k]
-		s, err := v.Resolve(lookup)
+		s, err := v.resolve(lookup)
 		if err != nil {
 			return nil, fmt.Errorf("samtemplate: %s environment variable %s (%v): %w", fn, k, v, err)
 		}
@@ -546,15 +477,6 @@ func (t *Template) lookup(params, refs map[string]string) func(string) (string, 
 		}
 		return "", fmt.Errorf("no local value for %s: give it in refs", name)
 	}
-}
-
-// CodeDir returns the absolute folder of fn's CodeUri.
-func (t *Template) CodeDir(fn string) (string, error) {
-	f, ok := t.Functions[fn]
-	if !ok {
-		return "", fmt.Errorf("samtemplate: no function %q in %s", fn, t.Path)
-	}
-	return filepath.Abs(filepath.Join(filepath.Dir(t.Path), f.CodeURI))
 }
 
 func deref(p *string, def string) string {

@@ -55,7 +55,7 @@ func TestRoutesArePermittedToInvokeTheirFunction(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !(target.Kind == Ref && target.Name == fn) && !(target.Kind == GetAtt && target.Name == fn && target.Attribute == "Arn") {
+				if !(target.Kind == Ref && target.Name == fn) && !(target.Kind == GetAtt && target.Name == fn && target.attribute == "Arn") {
 					continue
 				}
 				if p.Action != "lambda:InvokeFunction" || p.Principal != "apigateway.amazonaws.com" {
@@ -69,7 +69,7 @@ func TestRoutesArePermittedToInvokeTheirFunction(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := Value{Kind: Sub, Format: "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/*/" + key}
+				want := Value{Kind: Sub, format: "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/*/" + key}
 				if src.String() != want.String() {
 					t.Errorf("%s: SourceArn %v, want %v: only route %s may invoke %s", id, src, want, key, fn)
 				}
@@ -141,20 +141,20 @@ func TestDeploymentAndStage(t *testing.T) {
 func TestFunctionsRuntime(t *testing.T) {
 	tm := realTemplate(t)
 	for _, id := range sortedKeys(tm.Functions) {
-		f := tm.Functions[id]
-		if f.Runtime != "provided.al2023" {
-			t.Errorf("%s: Runtime %q", id, f.Runtime)
+		f, b := tm.Functions[id], tm.functionBuild(t, id)
+		if b.runtime != "provided.al2023" {
+			t.Errorf("%s: Runtime %q", id, b.runtime)
 		}
-		if f.Handler != "bootstrap" {
-			t.Errorf("%s: Handler %q", id, f.Handler)
+		if b.handler != "bootstrap" {
+			t.Errorf("%s: Handler %q", id, b.handler)
 		}
 		// SAM concatenates Globals' and the function's lists: arm64 twice
 		// is a deploy error.
-		if !slices.Equal(f.Architectures, []string{"arm64"}) {
-			t.Errorf("%s: Architectures after Globals = %v, want exactly [arm64]", id, f.Architectures)
+		if !slices.Equal(b.architectures, []string{"arm64"}) {
+			t.Errorf("%s: Architectures after Globals = %v, want exactly [arm64]", id, b.architectures)
 		}
-		if f.Timeout < 1 || f.MemorySize < 128 {
-			t.Errorf("%s: Timeout %d MemorySize %d", id, f.Timeout, f.MemorySize)
+		if f.Timeout < 1 || b.memorySize < 128 {
+			t.Errorf("%s: Timeout %d MemorySize %d", id, f.Timeout, b.memorySize)
 		}
 		if _, routed := routeOf(tm, id); routed && f.Timeout > 29 {
 			t.Errorf("%s: Timeout %d s is over API Gateway's 29 s integration timeout", id, f.Timeout)
@@ -179,23 +179,19 @@ func TestFunctionsBuildWithMakefile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range sortedKeys(tm.Functions) {
-		f := tm.Functions[id]
-		dir, err := tm.CodeDir(id)
-		if err != nil {
-			t.Fatal(err)
+		b := tm.functionBuild(t, id)
+		if st, err := os.Stat(filepath.Join(filepath.Dir(tm.Path), b.codeURI)); err != nil || !st.IsDir() {
+			t.Errorf("%s: CodeUri %q is not a folder: %v", id, b.codeURI, err)
 		}
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			t.Errorf("%s: CodeUri %q is not a folder: %v", id, f.CodeURI, err)
+		if b.buildMethod != "makefile" {
+			t.Errorf("%s: Metadata.BuildMethod %q, want makefile", id, b.buildMethod)
 		}
-		if f.BuildMethod != "makefile" {
-			t.Errorf("%s: Metadata.BuildMethod %q, want makefile", id, f.BuildMethod)
-		}
-		if f.ContextPath == "" {
+		if b.contextPath == "" {
 			t.Errorf("%s: no Metadata.ContextPath", id)
 		}
-		ctx := filepath.Join(filepath.Dir(tm.Path), f.ContextPath)
+		ctx := filepath.Join(filepath.Dir(tm.Path), b.contextPath)
 		if _, err := os.Stat(filepath.Join(ctx, "Makefile")); err != nil {
-			t.Errorf("%s: no Makefile in ContextPath %q: %v", id, f.ContextPath, err)
+			t.Errorf("%s: no Makefile in ContextPath %q: %v", id, b.contextPath, err)
 		}
 		if !makeDefinesTarget(string(makefile), "build-"+id) {
 			t.Errorf("Makefile has no rule that makes build-%s", id)
@@ -220,7 +216,7 @@ func TestParameters(t *testing.T) {
 			t.Errorf("%s: Default %v, want %q", name, p.Default, want)
 		}
 	}
-	if p := tm.Parameters["JwtSecret"]; !p.NoEcho {
+	if p := tm.cfn.Parameters["JwtSecret"]; p.NoEcho == nil || !*p.NoEcho {
 		t.Error("JwtSecret is not NoEcho")
 	}
 	p, ok := tm.Parameters["AllowedOrigins"]
@@ -367,7 +363,7 @@ const manageConnections = "execute-api:ManageConnections"
 func TestManageConnectionsOnThisAPIOnly(t *testing.T) {
 	tm := realTemplate(t)
 	on := func(method string) string {
-		return (Value{Kind: Sub, Format: "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/${StageName}/" + method + "/@connections/*"}).String()
+		return (Value{Kind: Sub, format: "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${" + tm.API + "}/${StageName}/" + method + "/@connections/*"}).String()
 	}
 	postAndDelete := []string{on("DELETE"), on("POST")}
 	want := map[string][]string{
@@ -565,7 +561,7 @@ func TestFunctionLogGroups(t *testing.T) {
 		if v, err := decodeAny(gp["RetentionInDays"]); err != nil || v.Kind != Ref || v.Name != "LogRetentionDays" {
 			t.Errorf("%s: RetentionInDays %v, want !Ref LogRetentionDays", ref.Name, gp["RetentionInDays"])
 		}
-		want := Value{Kind: Sub, Format: "/aws/lambda/${AWS::StackName}/" + fn}
+		want := Value{Kind: Sub, format: "/aws/lambda/${AWS::StackName}/" + fn}
 		if v, err := decodeAny(gp["LogGroupName"]); err != nil || v.String() != want.String() {
 			t.Errorf("%s: LogGroupName %v, want %v", ref.Name, gp["LogGroupName"], want)
 		}
@@ -583,15 +579,20 @@ func TestOutputs(t *testing.T) {
 	tm := realTemplate(t)
 	endpoint := "${" + tm.API + "}.execute-api.${AWS::Region}.amazonaws.com/${StageName}"
 	want := map[string]string{
-		"WebSocketUrl":          (Value{Kind: Sub, Format: "wss://" + endpoint}).String(),
-		"ManagementApiEndpoint": (Value{Kind: Sub, Format: "https://" + endpoint}).String(),
+		"WebSocketUrl":          (Value{Kind: Sub, format: "wss://" + endpoint}).String(),
+		"ManagementApiEndpoint": (Value{Kind: Sub, format: "https://" + endpoint}).String(),
 		"PublishFunctionName":   "!Ref PublishFunction",
 		"PublishFunctionArn":    "!GetAtt PublishFunction.Arn",
 	}
 	for name, w := range want {
-		v, ok := tm.Outputs[name]
+		o, ok := tm.cfn.Outputs[name]
 		if !ok {
 			t.Errorf("no output %s", name)
+			continue
+		}
+		v, err := decodeAny(o.Value)
+		if err != nil {
+			t.Errorf("output %s: %v", name, err)
 			continue
 		}
 		if v.String() != w {

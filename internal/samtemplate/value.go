@@ -19,7 +19,7 @@ const (
 	Ref
 	// GetAtt is !GetAtt Name.Attribute.
 	GetAtt
-	// Sub is !Sub Format, with optional Vars (the two-element list form).
+	// Sub is !Sub Format, with optional variables (the two-element list form).
 	Sub
 )
 
@@ -40,20 +40,17 @@ func (k Kind) String() string {
 
 // Value is a template value that is a literal or one of the intrinsics the
 // local stack can resolve: Ref, GetAtt and Sub. Only the fields of its Kind
-// are set.
+// are set; String spells it as the template does.
 type Value struct {
 	Kind Kind
-	// Literal is the string of a Literal.
-	Literal string
 	// Name is the logical ID (or parameter, or pseudo parameter) of a Ref,
 	// or the resource of a GetAtt.
 	Name string
-	// Attribute is the attribute of a GetAtt ("Arn").
-	Attribute string
-	// Format is the string of a Sub, with its ${...} placeholders.
-	Format string
-	// Vars are the explicit variables of a Sub's list form.
-	Vars map[string]Value
+
+	literal   string           // a Literal's string
+	attribute string           // a GetAtt's attribute ("Arn")
+	format    string           // a Sub's string, with its ${...} placeholders
+	vars      map[string]Value // the explicit variables of a Sub's list form
 }
 
 // String renders v the way the template spells it: a quoted literal, or
@@ -61,67 +58,44 @@ type Value struct {
 func (v Value) String() string {
 	switch v.Kind {
 	case Literal:
-		return strconv.Quote(v.Literal)
+		return strconv.Quote(v.literal)
 	case Ref:
 		return "!Ref " + v.Name
 	case GetAtt:
-		return "!GetAtt " + v.Name + "." + v.Attribute
+		return "!GetAtt " + v.Name + "." + v.attribute
 	case Sub:
-		if len(v.Vars) == 0 {
-			return "!Sub " + strconv.Quote(v.Format)
+		if len(v.vars) == 0 {
+			return "!Sub " + strconv.Quote(v.format)
 		}
-		names := make([]string, 0, len(v.Vars))
-		for n := range v.Vars {
+		names := make([]string, 0, len(v.vars))
+		for n := range v.vars {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		parts := make([]string, len(names))
 		for i, n := range names {
-			parts[i] = n + ": " + v.Vars[n].String()
+			parts[i] = n + ": " + v.vars[n].String()
 		}
-		return "!Sub [" + strconv.Quote(v.Format) + ", {" + strings.Join(parts, ", ") + "}]"
+		return "!Sub [" + strconv.Quote(v.format) + ", {" + strings.Join(parts, ", ") + "}]"
 	}
 	return v.Kind.String()
 }
 
-// Refs returns the names v depends on, in order of appearance: a Ref's name,
-// "Name.Attribute" for a GetAtt, and every ${...} of a Sub that its Vars do
-// not define (with the Vars' own references).
-func (v Value) Refs() []string {
-	var out []string
-	switch v.Kind {
-	case Ref:
-		out = append(out, v.Name)
-	case GetAtt:
-		out = append(out, v.Name+"."+v.Attribute)
-	case Sub:
-		_, _ = substitute(v.Format, func(name string) (string, error) {
-			if inner, ok := v.Vars[name]; ok {
-				out = append(out, inner.Refs()...)
-			} else {
-				out = append(out, name)
-			}
-			return "", nil
-		})
-	}
-	return out
-}
-
-// Resolve returns v's value. lookup answers a Ref's name (a parameter, a
+// resolve returns v's value. lookup answers a Ref's name (a parameter, a
 // resource logical ID or AWS::Region), a GetAtt's "Name.Attribute", and each
-// ${...} of a Sub that Vars does not define, by the same rules.
-func (v Value) Resolve(lookup func(name string) (string, error)) (string, error) {
+// ${...} of a Sub that its variables do not define, by the same rules.
+func (v Value) resolve(lookup func(name string) (string, error)) (string, error) {
 	switch v.Kind {
 	case Literal:
-		return v.Literal, nil
+		return v.literal, nil
 	case Ref:
 		return lookup(v.Name)
 	case GetAtt:
-		return lookup(v.Name + "." + v.Attribute)
+		return lookup(v.Name + "." + v.attribute)
 	case Sub:
-		return substitute(v.Format, func(name string) (string, error) {
-			if inner, ok := v.Vars[name]; ok {
-				return inner.Resolve(lookup)
+		return substitute(v.format, func(name string) (string, error) {
+			if inner, ok := v.vars[name]; ok {
+				return inner.resolve(lookup)
 			}
 			return lookup(name)
 		})
@@ -171,7 +145,7 @@ func substitute(format string, lookup func(name string) (string, error)) (string
 func decodeValue(s string) (Value, error) {
 	obj, ok := encodedIntrinsic(s)
 	if !ok {
-		return Value{Kind: Literal, Literal: s}, nil
+		return Value{Kind: Literal, literal: s}, nil
 	}
 	return intrinsicValue(obj)
 }
@@ -183,9 +157,9 @@ func decodeAny(x any) (Value, error) {
 	case string:
 		return decodeValue(x)
 	case float64:
-		return Value{Kind: Literal, Literal: strconv.FormatFloat(x, 'f', -1, 64)}, nil
+		return Value{Kind: Literal, literal: strconv.FormatFloat(x, 'f', -1, 64)}, nil
 	case bool:
-		return Value{Kind: Literal, Literal: strconv.FormatBool(x)}, nil
+		return Value{Kind: Literal, literal: strconv.FormatBool(x)}, nil
 	case map[string]any:
 		if len(x) == 1 {
 			return intrinsicValue(x)
@@ -227,21 +201,21 @@ func intrinsicValue(obj map[string]any) (Value, error) {
 			switch a := arg.(type) {
 			case string:
 				if name, attr, ok := strings.Cut(a, "."); ok {
-					return Value{Kind: GetAtt, Name: name, Attribute: attr}, nil
+					return Value{Kind: GetAtt, Name: name, attribute: attr}, nil
 				}
 			case []any:
 				if len(a) == 2 {
 					name, ok1 := a[0].(string)
 					attr, ok2 := a[1].(string)
 					if ok1 && ok2 {
-						return Value{Kind: GetAtt, Name: name, Attribute: attr}, nil
+						return Value{Kind: GetAtt, Name: name, attribute: attr}, nil
 					}
 				}
 			}
 		case "Fn::Sub":
 			switch a := arg.(type) {
 			case string:
-				return Value{Kind: Sub, Format: a}, nil
+				return Value{Kind: Sub, format: a}, nil
 			case []any:
 				if len(a) != 2 {
 					break
@@ -251,13 +225,13 @@ func intrinsicValue(obj map[string]any) (Value, error) {
 				if !ok1 || !ok2 {
 					break
 				}
-				v := Value{Kind: Sub, Format: format, Vars: make(map[string]Value, len(vars))}
+				v := Value{Kind: Sub, format: format, vars: make(map[string]Value, len(vars))}
 				for name, x := range vars {
 					inner, err := decodeAny(x)
 					if err != nil {
 						return Value{}, fmt.Errorf("Sub variable %s: %w", name, err)
 					}
-					v.Vars[name] = inner
+					v.vars[name] = inner
 				}
 				return v, nil
 			}

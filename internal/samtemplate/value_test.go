@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -50,35 +49,31 @@ func TestResolveValue(t *testing.T) {
 	cases := []struct {
 		v    Value
 		want string
-		refs []string
 	}{
-		{Value{Kind: Literal, Literal: "x"}, "x", nil},
-		{Value{Kind: Ref, Name: "Api"}, "local", []string{"Api"}},
-		{Value{Kind: GetAtt, Name: "Fn", Attribute: "Arn"}, "arn:fn", []string{"Fn.Arn"}},
-		{Value{Kind: Sub, Format: "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/${Stage}"},
-			"https://local.execute-api.eu-west-1.amazonaws.com/prod", []string{"Api", "AWS::Region", "Stage"}},
-		{Value{Kind: Sub, Format: "${Fn.Arn}/invocations"}, "arn:fn/invocations", []string{"Fn.Arn"}},
-		{Value{Kind: Sub, Format: "${!Literal}-${Api}"}, "${Literal}-local", []string{"Api"}},
-		{Value{Kind: Sub, Format: "${X}:${Api}", Vars: map[string]Value{"X": {Kind: Ref, Name: "Stage"}}}, "prod:local", []string{"Stage", "Api"}},
-		{Value{Kind: Sub, Format: "no placeholders"}, "no placeholders", nil},
+		{Value{Kind: Literal, literal: "x"}, "x"},
+		{Value{Kind: Ref, Name: "Api"}, "local"},
+		{Value{Kind: GetAtt, Name: "Fn", attribute: "Arn"}, "arn:fn"},
+		{Value{Kind: Sub, format: "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/${Stage}"},
+			"https://local.execute-api.eu-west-1.amazonaws.com/prod"},
+		{Value{Kind: Sub, format: "${Fn.Arn}/invocations"}, "arn:fn/invocations"},
+		{Value{Kind: Sub, format: "${!Literal}-${Api}"}, "${Literal}-local"},
+		{Value{Kind: Sub, format: "${X}:${Api}", vars: map[string]Value{"X": {Kind: Ref, Name: "Stage"}}}, "prod:local"},
+		{Value{Kind: Sub, format: "no placeholders"}, "no placeholders"},
 	}
 	for _, c := range cases {
-		got, err := c.v.Resolve(lookup)
+		got, err := c.v.resolve(lookup)
 		if err != nil || got != c.want {
-			t.Errorf("%v.Resolve = %q, %v; want %q", c.v, got, err, c.want)
-		}
-		if refs := c.v.Refs(); !slices.Equal(refs, c.refs) {
-			t.Errorf("%v.Refs() = %v, want %v", c.v, refs, c.refs)
+			t.Errorf("%v.resolve = %q, %v; want %q", c.v, got, err, c.want)
 		}
 	}
 	for _, bad := range []Value{
-		{Kind: Sub, Format: "${Api"},
-		{Kind: Sub, Format: "${}"},
-		{Kind: Sub, Format: "${Missing}"},
+		{Kind: Sub, format: "${Api"},
+		{Kind: Sub, format: "${}"},
+		{Kind: Sub, format: "${Missing}"},
 		{Kind: Ref, Name: "Missing"},
 	} {
-		if got, err := bad.Resolve(lookup); err == nil {
-			t.Errorf("%v.Resolve = %q, want an error", bad, got)
+		if got, err := bad.resolve(lookup); err == nil {
+			t.Errorf("%v.resolve = %q, want an error", bad, got)
 		}
 	}
 }
@@ -147,7 +142,7 @@ Resources:
 	if tm.Routes["$default"] != "Fn" {
 		t.Errorf("routes = %v", tm.Routes)
 	}
-	if f := tm.Functions["Fn"]; f.MemorySize != 128 || f.Timeout != 3 || len(f.Architectures) != 0 {
-		t.Errorf("SAM defaults not applied: %+v", f)
+	if f, b := tm.Functions["Fn"], tm.functionBuild(t, "Fn"); b.memorySize != 128 || f.Timeout != 3 || len(b.architectures) != 0 {
+		t.Errorf("SAM defaults not applied: %+v %+v", f, b)
 	}
 }

@@ -104,6 +104,13 @@ func Run(t *testing.T, newStore func(t *testing.T) notify.InboxStore) {
 			{"Cap", testUnreadCap},
 			{"PerUser", testReadPerUser},
 			{"TwoStreamsOnce", testUnreadOnce},
+			{"EmptyUserRefused", testEmptyUserRefused},
+		}},
+		{"ReadState", []test{
+			{"WatermarkAndMarks", testReadStateOfListed},
+			{"PerUser", testReadStatePerUser},
+			{"ExpiredMarks", testReadStateExpired},
+			{"FullPage", testReadStateFullPage},
 		}},
 		{"Context", []test{
 			{"Canceled", testContextCanceled},
@@ -280,6 +287,31 @@ func markAllRead(t *testing.T, s notify.InboxStore, user, upTo string) {
 	t.Helper()
 	if err := s.MarkAllRead(t.Context(), user, upTo); err != nil {
 		t.Fatalf("MarkAllRead(%q, %q): %v", user, upTo, err)
+	}
+}
+
+// readState returns the read flags of ids for user.
+func readState(t *testing.T, s notify.InboxStore, user string, ids ...string) []bool {
+	t.Helper()
+	got, err := s.ReadState(t.Context(), user, ids)
+	if err != nil {
+		t.Fatalf("ReadState(%q, %d ids): %v", user, len(ids), err)
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("ReadState(%q, %d ids) = %d flags, want one per id", user, len(ids), len(got))
+	}
+	return got
+}
+
+// wantRead fails unless the read flags of the items listed are want (the
+// ids marked read), item by item.
+func wantRead(t *testing.T, what string, s notify.InboxStore, user string, listed []item, read ...string) {
+	t.Helper()
+	got := readState(t, s, user, ids(listed)...)
+	for i, it := range listed {
+		if w := slices.Contains(read, it.ID); got[i] != w {
+			t.Errorf("%s: %s (%d of %d listed) read = %v, want %v", what, it.ID, i, len(listed), got[i], w)
+		}
 	}
 }
 
@@ -1147,6 +1179,128 @@ func testUnreadOnce(t *testing.T, s notify.InboxStore, n names) {
 	wantIDs(t, "VisibleIDs", vis, ids(items))
 }
 
+func testEmptyUserRefused(t *testing.T, s notify.InboxStore, n names) {
+	it := newItem(t, "nobody's")
+	appendTo(t, s, live(), []string{n.userStream("42")}, it)
+	if err := s.MarkRead(t.Context(), "", []string{it.ID}, live()); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("MarkRead with an empty user id = %v, want EINVALID", err)
+	}
+	if err := s.MarkAllRead(t.Context(), "", it.ID); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("MarkAllRead with an empty user id = %v, want EINVALID", err)
+	}
+	if _, err := s.ReadState(t.Context(), "", []string{it.ID}); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("ReadState with an empty user id = %v, want EINVALID", err)
+	}
+}
+
+// The read flags of what ListLatest and ListAfter return: at or below the
+// user's watermark, or marked one by one; in the order asked, each asked
+// once or more.
+func testReadStateOfListed(t *testing.T, s notify.InboxStore, n names) {
+	user := n.user("42")
+	streams := []string{n.userStream("42"), n.groupStream("plant-3")}
+	items := newItems(t, 3, "read state")
+	mid := newID() // between items[2] and items[3], stored nowhere
+	items = append(items, newItems(t, 4, "read state, later")...)
+	appendTo(t, s, live(), streams[:1], items[0], items[2], items[4], items[6])
+	appendTo(t, s, live(), streams[1:], items[1], items[3], items[5])
+
+	listed := listLatest(t, s, streams, 10)
+	wantPage(t, "ListLatest", listed, items)
+	wantRead(t, "nothing read", s, user, listed)
+	if got := readState(t, s, user); len(got) != 0 {
+		t.Errorf("ReadState of no ids = %v, want none", got)
+	}
+
+	markRead(t, s, user, items[1].ID, items[5].ID)
+	wantRead(t, "two marked", s, user, listed, items[1].ID, items[5].ID)
+
+	markAllRead(t, s, user, mid) // items 0..2 by the watermark
+	wantRead(t, "watermark between items 2 and 3, and the marks", s, user, listed,
+		items[0].ID, items[1].ID, items[2].ID, items[5].ID)
+	page, _ := listAfter(t, s, streams, items[2].ID, 2)
+	wantRead(t, "ListAfter(item 2, limit 2)", s, user, page, items[5].ID)
+
+	// In the order asked, an id asked twice answered twice, an empty id
+	// unread; an id stored nowhere is answered from the read state alone.
+	got := readState(t, s, user, items[6].ID, items[5].ID, "", items[0].ID, items[5].ID, mid, newID())
+	if want := []bool{false, true, false, true, true, true, false}; !slices.Equal(got, want) {
+		t.Errorf("ReadState(6, 5, \"\", 0, 5, mid, new) = %v, want %v", got, want)
+	}
+
+	markAllRead(t, s, user, items[0].ID) // lower: un-reads nothing
+	wantRead(t, "after a lower watermark", s, user, listed, items[0].ID, items[1].ID, items[2].ID, items[5].ID)
+	markAllRead(t, s, user, items[6].ID)
+	wantRead(t, "watermark at the newest", s, user, listed, ids(items)...)
+	later := newItem(t, "after all read")
+	appendTo(t, s, live(), streams[:1], later)
+	wantRead(t, "a new one after all read", s, user, listLatest(t, s, streams, 10), ids(items)...)
+}
+
+// Another user's marks and watermark do not count.
+func testReadStatePerUser(t *testing.T, s notify.InboxStore, n names) {
+	a, b := n.user("42"), n.user("43")
+	group := []string{n.groupStream("plant-3")}
+	shared := newItems(t, 4, "shared read state")
+	appendTo(t, s, live(), group, shared...)
+	listed := listLatest(t, s, group, 10)
+
+	markRead(t, s, a, shared[1].ID, shared[3].ID)
+	wantRead(t, "A after A read two", s, a, listed, shared[1].ID, shared[3].ID)
+	wantRead(t, "B after A read two", s, b, listed)
+	markAllRead(t, s, a, shared[2].ID)
+	wantRead(t, "B after A's watermark", s, b, listed)
+	markRead(t, s, b, shared[0].ID)
+	wantRead(t, "B after B read one", s, b, listed, shared[0].ID)
+	wantRead(t, "A after B read one", s, a, listed, ids(shared)...)
+	// A user id that extends another's is another user.
+	wantRead(t, "user 4", s, n.user("4"), listed)
+}
+
+// An expired read mark is unread, unless the watermark covers it.
+func testReadStateExpired(t *testing.T, s notify.InboxStore, n names) {
+	user := n.user("42")
+	stream := []string{n.userStream("42")}
+	items := newItems(t, 4, "expired marks")
+	appendTo(t, s, live(), stream, items...)
+	listed := listLatest(t, s, stream, 10)
+
+	if err := s.MarkRead(t.Context(), user, ids(items[:3]), dead()); err != nil {
+		t.Fatalf("MarkRead(expired): %v", err)
+	}
+	markRead(t, s, user, items[3].ID)
+	wantRead(t, "three expired marks and a live one", s, user, listed, items[3].ID)
+	if got := countUnread(t, s, user, stream, 100); got != 3 {
+		t.Errorf("CountUnread = %d, want 3 (expired marks do not count)", got)
+	}
+	markAllRead(t, s, user, items[0].ID)
+	wantRead(t, "the watermark over an expired mark", s, user, listed, items[0].ID, items[3].ID)
+}
+
+// A sync page's worth of ids (notify.MaxSyncLimit) in one call.
+func testReadStateFullPage(t *testing.T, s notify.InboxStore, n names) {
+	user := n.user("42")
+	stream := []string{n.userStream("42")}
+	items := newItems(t, notify.MaxSyncLimit, "full page")
+	appendConcurrently(t, s, live(), stream, items)
+	listed := listLatest(t, s, stream, notify.MaxSyncLimit)
+	wantPage(t, "ListLatest", listed, items)
+
+	var read []string
+	for i := 0; i < len(items); i += 7 {
+		read = append(read, items[i].ID)
+	}
+	markRead(t, s, user, read...)
+	wantRead(t, "every seventh marked", s, user, listed, read...)
+	markAllRead(t, s, user, items[9].ID)
+	for _, it := range items[:10] {
+		if !slices.Contains(read, it.ID) {
+			read = append(read, it.ID)
+		}
+	}
+	wantRead(t, "and the first ten by the watermark", s, user, listed, read...)
+}
+
 func testContextCanceled(t *testing.T, s notify.InboxStore, n names) {
 	stream := []string{n.userStream("42")}
 	it := newItem(t, "stored")
@@ -1182,6 +1336,9 @@ func testContextCanceled(t *testing.T, s notify.InboxStore, n names) {
 	}
 	if _, err := s.CountUnread(ctx, n.user("42"), stream, 10); err == nil {
 		t.Error("CountUnread with a canceled context returned nil")
+	}
+	if _, err := s.ReadState(ctx, n.user("42"), []string{it.ID}); err == nil {
+		t.Error("ReadState with a canceled context returned nil")
 	}
 	// What failed changed nothing that a later call sees.
 	if got := countUnread(t, s, n.user("42"), stream, 10); got != 1 {

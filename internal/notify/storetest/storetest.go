@@ -55,6 +55,8 @@ func Run(t *testing.T, newStore func(t *testing.T) notify.ConnectionStore) {
 			{"Expired", testExpired},
 			{"TokenExpiry", testTokenExpiry},
 			{"UserRequired", testUserRequired},
+			{"ExpiryRequired", testExpiryRequired},
+			{"GroupListedTwice", testGroupListedTwice},
 		}},
 		{"Revocation", []test{
 			{"LatestWins", testRevocation},
@@ -376,6 +378,42 @@ func testUserRequired(t *testing.T, s notify.ConnectionStore, n names) {
 		t.Errorf("SaveConnection without a user = %v, want EINVALID", err)
 	}
 	wantNotFound(t, s, c.ID)
+}
+
+// Neither store has a default lifetime: the service decides it
+// (Service.ConnectionTTL) and always sets ExpiresAt.
+func testExpiryRequired(t *testing.T, s notify.ConnectionStore, n names) {
+	c := newConn(n.conn("noexpiry"), n.user("42"), n.group("plant-3"))
+	c.ExpiresAt = time.Time{}
+	if err := s.SaveConnection(t.Context(), c); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("SaveConnection without ExpiresAt = %v, want EINVALID", err)
+	}
+	wantNotFound(t, s, c.ID)
+	wantIDs(t, "by user", reach(t, s, n, notify.Target{Users: []string{c.UserID}}))
+}
+
+// A group listed twice is stored once: the connection comes back with each
+// group once and is reached once by that group.
+func testGroupListedTwice(t *testing.T, s notify.ConnectionStore, n names) {
+	g, other := n.group("plant-3"), n.group("night")
+	c := newConn(n.conn("a"), n.user("42"), g, other, g)
+	save(t, s, c)
+	got, err := s.GetConnection(t.Context(), c.ID)
+	if err != nil {
+		t.Fatalf("GetConnection: %v", err)
+	}
+	if gs, want := sortedGroups(got.Groups), sortedGroups([]string{g, other}); !slices.Equal(gs, want) {
+		t.Errorf("Groups = %q, want each group once: %q", got.Groups, want)
+	}
+	cs, err := walk(t.Context(), s, notify.Target{Groups: []string{g}})
+	if err != nil {
+		t.Fatalf("ForEachTarget: %v", err)
+	}
+	if k := len(slices.DeleteFunc(cs, func(x notify.Connection) bool { return x.ID != c.ID })); k != 1 {
+		t.Errorf("group %s reached the connection %d times, want once", g, k)
+	}
+	mustDelete(t, s, c.ID)
+	wantIDs(t, "by group after delete", reach(t, s, n, notify.Target{Groups: []string{g}}))
 }
 
 func revokedAt(t *testing.T, s notify.ConnectionStore, user string) time.Time {
