@@ -29,7 +29,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/internal/testenv"
 	"github.com/workorders/notify/web"
 )
@@ -121,8 +121,8 @@ func browser(t *testing.T) context.Context {
 // stack is a local stack serving the demo page; restart keeps its address.
 type stack struct {
 	t    *testing.T
-	opts localstack.Options
-	cur  atomic.Pointer[localstack.Stack]
+	opts devstack.Options
+	cur  atomic.Pointer[devstack.Stack]
 	addr string
 	// tokenTTL is the lifetime of the tokens GET /dev/token mints (zero:
 	// an hour).
@@ -131,12 +131,12 @@ type stack struct {
 
 // startStack starts a local stack with the demo page on a free port; env
 // (nil: none) is its environment; tweaks adjust its options.
-func startStack(t *testing.T, dynamo string, env map[string]string, tweaks ...func(*localstack.Options)) *stack {
+func startStack(t *testing.T, dynamo string, env map[string]string, tweaks ...func(*devstack.Options)) *stack {
 	t.Helper()
 	if env == nil {
 		env = map[string]string{}
 	}
-	s := &stack{t: t, opts: localstack.Options{
+	s := &stack{t: t, opts: devstack.Options{
 		Addr:             "127.0.0.1:0",
 		DynamoDBEndpoint: dynamo,
 		Env:              env,
@@ -172,12 +172,12 @@ func (s *stack) start() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := localstack.Start(ctx, opts)
+	st, err := devstack.Start(ctx, opts)
 	// A restart takes the old port back; should another listener hold it
 	// for a moment (tests in other packages bind free ports too), try again.
 	for try := 0; err != nil && s.addr != "" && errors.Is(err, syscall.EADDRINUSE) && try < 20; try++ {
 		time.Sleep(250 * time.Millisecond)
-		st, err = localstack.Start(ctx, opts)
+		st, err = devstack.Start(ctx, opts)
 	}
 	if err != nil {
 		s.t.Fatalf("starting the local stack: %v", err)
@@ -598,7 +598,7 @@ func TestReloadShowsReadState(t *testing.T) {
 // over 6 s (the gaps are longer than the idle timeout: only pings keep the
 // sockets).
 func TestKeepAliveAndRotation(t *testing.T) {
-	s := startStack(t, "", nil, func(o *localstack.Options) {
+	s := startStack(t, "", nil, func(o *devstack.Options) {
 		o.IdleTimeout, o.MaxDuration = time.Second, 3*time.Second
 	})
 	p := openPage(t, "tab", s.pageURL(pageQuery+"&ping=300&maxAge=2000"))

@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // wsRecorder runs in every page before its scripts: it records each
@@ -449,7 +449,7 @@ func TestTokenExpiredReconnectsOrStops(t *testing.T) {
 	p := openPage(t, "tab", s.pageURL(pageQuery))
 	secret := s.cur.Load().FunctionEnv("ConnectFunction")["JWT_SECRET"]
 	stale := func(sub string) string {
-		token, err := localstack.SignToken(localstack.TokenClaims{Secret: secret, Subject: sub,
+		token, err := devstack.SignToken(devstack.TokenClaims{Secret: secret, Subject: sub,
 			Now: time.Now().Add(-82 * time.Second), TTL: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // maxFrame is the most one frame from the API may hold (API Gateway's
@@ -32,7 +32,7 @@ func listenFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		noSync       bool
 	)
 	fs.StringVar(&token, "token", env("NOTIFY_TOKEN"), "the connection `JWT` (see notify token), sent as Authorization: Bearer (env NOTIFY_TOKEN)")
-	fs.StringVar(&rawURL, "url", "ws://"+localstack.DefaultAddr+"/", "WebSocket API `URL` (ws:// or wss://)")
+	fs.StringVar(&rawURL, "url", "ws://"+devstack.DefaultAddr+"/", "WebSocket API `URL` (ws:// or wss://)")
 	fs.StringVar(&origin, "origin", "", "Origin header to send, as a browser at that `origin` would (checked against ALLOWED_ORIGINS)")
 	fs.DurationVar(&pingInterval, "ping-interval", 5*time.Minute,
 		"send {\"action\":\"ping\"} this often, so that the idle timeout (10 min on AWS) does not close the socket")

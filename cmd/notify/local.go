@@ -15,7 +15,7 @@ import (
 
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/localgw"
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/web"
 )
 
@@ -24,27 +24,27 @@ const shutdownTimeout = 30 * time.Second
 
 func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 	var (
-		opts     localstack.Options
+		opts     devstack.Options
 		params   multiFlag
 		logLevel slog.Level
 		tokenTTL time.Duration
 	)
-	fs.StringVar(&opts.Addr, "addr", orDefault(env, localstack.EnvAddr, localstack.DefaultAddr),
+	fs.StringVar(&opts.Addr, "addr", orDefault(env, devstack.EnvAddr, devstack.DefaultAddr),
 		"`host:port` to listen on; port 0 picks a free one (env ADDR)")
 	fs.StringVar(&opts.TemplatePath, "template", "",
-		"SAM `file` to run (default ./"+localstack.DefaultTemplate+", else the nearest one up to the module root)")
+		"SAM `file` to run (default ./"+devstack.DefaultTemplate+", else the nearest one up to the module root)")
 	fs.DurationVar(&opts.IdleTimeout, "idle-timeout", localgw.DefaultIdleTimeout,
 		"close a socket after this long without a data message, as API Gateway does")
 	fs.DurationVar(&opts.MaxDuration, "max-duration", localgw.DefaultMaxDuration,
 		"close every socket this old, as API Gateway does")
 	fs.DurationVar(&opts.PostDelay, "post-delay", 0,
 		"delay added to every Management API answer, to model AWS's network round trip")
-	fs.StringVar(&opts.DynamoDBEndpoint, "dynamodb-endpoint", env(localstack.EnvDynamoDBEndpoint),
+	fs.StringVar(&opts.DynamoDBEndpoint, "dynamodb-endpoint", env(devstack.EnvDynamoDBEndpoint),
 		"store in DynamoDB at this `URL` (creating missing tables) instead of in memory (env AWS_ENDPOINT_URL_DYNAMODB)")
 	fs.Var(&params, "param",
 		"template parameter override `Name=Value`, e.g. AllowedOrigins=https://app.example.com (repeatable; wins over the environment)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log `level` on standard error: debug, info, warn or error")
-	fs.DurationVar(&tokenTTL, "token-ttl", localstack.DefaultTokenTTL, "validity of the development token printed on start")
+	fs.DurationVar(&tokenTTL, "token-ttl", devstack.DefaultTokenTTL, "validity of the development token printed on start")
 
 	return func(ctx context.Context, stdout, stderr io.Writer) error {
 		if opts.IdleTimeout <= 0 || opts.MaxDuration <= 0 {
@@ -72,7 +72,7 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		// development default secret (docs/PROTOCOL.md §7): with the
 		// environment's own JWT_SECRET, or a JWKS URL alone, /dev/token
 		// answers 404.
-		var running atomic.Pointer[localstack.Stack]
+		var running atomic.Pointer[devstack.Stack]
 		opts.Static = web.Handler(func(sub string, groups []string) (string, error) {
 			s := running.Load()
 			if s == nil {
@@ -86,7 +86,7 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		stack, err := localstack.Start(ctx, opts)
+		stack, err := devstack.Start(ctx, opts)
 		if err != nil {
 			return err
 		}

@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/workorders/notify/internal/app"
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // defaultEndpointURL is where `notify local` listens by default.
-const defaultEndpointURL = "http://" + localstack.DefaultAddr
+const defaultEndpointURL = "http://" + devstack.DefaultAddr
 
 // publishRequest is PublishFunction's input (PROTOCOL.md §4); only what was
 // given is sent, so that the function's own defaults and checks apply.
@@ -149,7 +149,7 @@ func lambdaClient(ctx context.Context, endpoint string, env func(string) string)
 	if isLoopback(u.Hostname()) {
 		noNetworkCredentials()
 		cfg = aws.Config{
-			Region:      orDefault(env, "AWS_REGION", orDefault(env, "AWS_DEFAULT_REGION", localstack.DefaultRegion)),
+			Region:      orDefault(env, "AWS_REGION", orDefault(env, "AWS_DEFAULT_REGION", devstack.DefaultRegion)),
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", ""),
 		}
 	} else if cfg, err = config.LoadDefaultConfig(ctx); err != nil {

@@ -9,19 +9,19 @@ import (
 
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/auth"
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 func tokenFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 	var (
-		c      localstack.TokenClaims
+		c      devstack.TokenClaims
 		groups = multiFlag{split: true}
 		ttl    time.Duration
 	)
 	fs.StringVar(&c.Subject, "sub", "", "user `id` (the sub claim); required")
 	fs.Var(&groups, "groups", "comma-separated group `names`, e.g. team:plant-3,role:dispatcher (repeatable)")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "time until the token expires")
-	fs.StringVar(&c.Secret, "secret", orDefault(env, app.EnvJWTSecret, localstack.DevSecret),
+	fs.StringVar(&c.Secret, "secret", orDefault(env, app.EnvJWTSecret, devstack.DevSecret),
 		"HS256 `secret` to sign with (env JWT_SECRET)")
 	fs.StringVar(&c.GroupsClaim, "groups-claim", orDefault(env, app.EnvJWTGroupsClaim, auth.DefaultGroupsClaim),
 		"`claim` that holds the groups (env JWT_GROUPS_CLAIM)")
@@ -36,7 +36,7 @@ func tokenFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 			return usagef("--ttl %s: must be positive", ttl)
 		}
 		c.Groups, c.TTL = groups.values, ttl
-		token, err := localstack.SignToken(c)
+		token, err := devstack.SignToken(c)
 		if err != nil {
 			return err
 		}

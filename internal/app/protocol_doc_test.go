@@ -16,7 +16,7 @@ import (
 
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/lambdaevents"
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -119,7 +119,7 @@ func TestProtocolDocumentsTheCode(t *testing.T) {
 		env = append(env, vars...)
 	}
 	add("environment variable", config, append(env, "METRICS_NAMESPACE")...)
-	add("local stack environment variable", local, localstack.EnvAddr, localstack.EnvDynamoDBEndpoint)
+	add("local stack environment variable", local, devstack.EnvAddr, devstack.EnvDynamoDBEndpoint)
 
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		for _, s := range want[name] {

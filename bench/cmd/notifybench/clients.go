@@ -11,7 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 const benchSecret = "notifybench-secret-of-32-bytes-or-more"
@@ -58,7 +58,7 @@ func (f *fleet) size() int {
 func (f *fleet) connect(n, parallel int, userOf func(i int) string, groups []string) (float64, error) {
 	tokens := make([]string, n)
 	for i := range n {
-		t, err := localstack.SignToken(localstack.TokenClaims{Secret: benchSecret, Subject: userOf(i), Groups: groups, TTL: 2 * time.Hour})
+		t, err := devstack.SignToken(devstack.TokenClaims{Secret: benchSecret, Subject: userOf(i), Groups: groups, TTL: 2 * time.Hour})
 		if err != nil {
 			return 0, err
 		}

@@ -13,10 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
-// runProfiledStack runs the same localstack.Start as `notify local` with the
+// runProfiledStack runs the same devstack.Start as `notify local` with the
 // flags startStack passes, and profiles the CPU from SIGUSR1 until SIGTERM
 // into $NOTIFYBENCH_CPUPROFILE. Only -cpuprofile uses it: the benchmark
 // figures come from the real `notify local`.
@@ -25,7 +25,7 @@ func runProfiledStack(args []string) error {
 		args = args[1:]
 	}
 	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
-	var opts localstack.Options
+	var opts devstack.Options
 	var params []string
 	var level slog.Level
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:0", "")
@@ -42,7 +42,7 @@ func runProfiledStack(args []string) error {
 		opts.Parameters[k] = v
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	st, err := localstack.Start(context.Background(), opts)
+	st, err := devstack.Start(context.Background(), opts)
 	if err != nil {
 		return err
 	}

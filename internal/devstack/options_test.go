@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // The environment overrides the development defaults, and parameter
@@ -19,12 +19,12 @@ func TestLocalValues(t *testing.T) {
 		"JWT_SECRET":      "from-the-environment-and-32-bytes-or-more",
 		"ALLOWED_ORIGINS": "*",
 		"RETENTION_DAYS":  "7", // a !Ref to a parameter: the environment gives it
-	}, func(o *localstack.Options) {
+	}, func(o *devstack.Options) {
 		o.Parameters = map[string]string{"AllowedOrigins": "https://app.example.com"}
 	})
 
 	listed := http.Header{"Origin": {"https://app.example.com"}}
-	devToken := mustSign(t, localstack.TokenClaims{Secret: localstack.DevSecret, Subject: "u1"})
+	devToken := mustSign(t, devstack.TokenClaims{Secret: devstack.DevSecret, Subject: "u1"})
 	if c, status, _ := s.dial(t, devToken, listed); c != nil || status != http.StatusUnauthorized {
 		t.Fatalf("token signed with the development secret: status %d, want 401", status)
 	}
@@ -54,7 +54,7 @@ func TestLocalValues(t *testing.T) {
 func TestDevelopmentDefaults(t *testing.T) {
 	s := startStack(t, backends[0], nil, nil)
 	conn := s.FunctionEnv("ConnectFunction")
-	if conn["JWT_SECRET"] != localstack.DevSecret || conn["ALLOWED_ORIGINS"] != "*" || conn["JWT_GROUPS_CLAIM"] != "groups" {
+	if conn["JWT_SECRET"] != devstack.DevSecret || conn["ALLOWED_ORIGINS"] != "*" || conn["JWT_GROUPS_CLAIM"] != "groups" {
 		t.Errorf("ConnectFunction environment %v", conn)
 	}
 	// ALLOWED_ORIGINS=* also lets a browser of any origin in.
@@ -67,13 +67,13 @@ func TestStartErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for name, tc := range map[string]struct {
-		opts localstack.Options
+		opts devstack.Options
 		want string
 	}{
-		"missing template":  {localstack.Options{TemplatePath: "no/such/template.yaml"}, "no/such/template.yaml"},
-		"unknown parameter": {localstack.Options{Parameters: map[string]string{"NoSuchParam": "x"}}, "NoSuchParam"},
-		"bad address":       {localstack.Options{Addr: "127.0.0.1:notaport"}, "127.0.0.1:notaport"},
-		"bad retention":     {localstack.Options{Env: map[string]string{"RETENTION_DAYS": "soon"}}, "RETENTION_DAYS"},
+		"missing template":  {devstack.Options{TemplatePath: "no/such/template.yaml"}, "no/such/template.yaml"},
+		"unknown parameter": {devstack.Options{Parameters: map[string]string{"NoSuchParam": "x"}}, "NoSuchParam"},
+		"bad address":       {devstack.Options{Addr: "127.0.0.1:notaport"}, "127.0.0.1:notaport"},
+		"bad retention":     {devstack.Options{Env: map[string]string{"RETENTION_DAYS": "soon"}}, "RETENTION_DAYS"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			opts := tc.opts
@@ -84,7 +84,7 @@ func TestStartErrors(t *testing.T) {
 			if opts.Env == nil {
 				opts.Env = map[string]string{}
 			}
-			s, err := localstack.Start(ctx, opts)
+			s, err := devstack.Start(ctx, opts)
 			if err == nil {
 				s.Shutdown(ctx)
 				t.Fatal("Start succeeded")
@@ -99,7 +99,7 @@ func TestStartErrors(t *testing.T) {
 // Without a template in the working directory, the nearest one up to the
 // module root is used.
 func TestFindTemplate(t *testing.T) {
-	got, err := localstack.FindTemplate("")
+	got, err := devstack.FindTemplate("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestFindTemplate(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
 	t.Chdir(dir)
-	if _, err := localstack.FindTemplate(""); err == nil || !strings.Contains(err.Error(), "--template") {
+	if _, err := devstack.FindTemplate(""); err == nil || !strings.Contains(err.Error(), "--template") {
 		t.Fatalf("FindTemplate outside a repository with a template: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-// Package localstack runs the whole system on one loopback address for
+// Package devstack runs the whole system on one loopback address for
 // development: API Gateway (WebSocket and Management APIs) and Lambda
 // (Invoke API) from internal/localgw, driving the four functions built
 // in-process by app.NewHandler — the same wiring functions/*/main.go use —
@@ -50,4 +50,4 @@
 // credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the
 // environment when both are set, dummies otherwise) and a region
 // (AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
-package localstack
+package devstack

@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/coder/websocket"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // TestStack runs the whole behaviour suite against a stack in memory and
@@ -71,8 +71,8 @@ func testRefusedBadToken(t *testing.T, b backend) {
 	s := startStack(t, b, nil, nil)
 	for name, token := range map[string]string{
 		"garbage":     "not-a-jwt",
-		"wrongSecret": mustSign(t, localstack.TokenClaims{Secret: "other-secret-that-is-32-bytes-or-more", Subject: "u-bad"}),
-		"expired": mustSign(t, localstack.TokenClaims{Secret: localstack.DevSecret, Subject: "u-bad",
+		"wrongSecret": mustSign(t, devstack.TokenClaims{Secret: "other-secret-that-is-32-bytes-or-more", Subject: "u-bad"}),
+		"expired": mustSign(t, devstack.TokenClaims{Secret: devstack.DevSecret, Subject: "u-bad",
 			TTL: time.Minute, Now: time.Now().Add(-time.Hour)}),
 	} {
 		c, status, body := s.dial(t, token, nil)
@@ -90,9 +90,9 @@ func testRefusedBadToken(t *testing.T, b backend) {
 	offlineCheck(t, s, "u-bad")
 }
 
-func mustSign(t *testing.T, c localstack.TokenClaims) string {
+func mustSign(t *testing.T, c devstack.TokenClaims) string {
 	t.Helper()
-	tok, err := localstack.SignToken(c)
+	tok, err := devstack.SignToken(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func testMessageTooBig(t *testing.T, b backend) {
 }
 
 func testIdleTimeout(t *testing.T, b backend) {
-	s := startStack(t, b, nil, func(o *localstack.Options) { o.IdleTimeout = 300 * time.Millisecond })
+	s := startStack(t, b, nil, func(o *devstack.Options) { o.IdleTimeout = 300 * time.Millisecond })
 	c := s.connect(t, "u-idle")
 	if status := c.closed(t); status != websocket.StatusGoingAway {
 		t.Fatalf("close status %d, want 1001", status)

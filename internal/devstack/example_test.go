@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // What `notify local --addr 127.0.0.1:0` does: start the stack from
 // template.yaml (in memory, as no DynamoDB endpoint is set), print its URL
 // and a token, and shut it down, which closes every socket cleanly.
 func Example() {
-	stack, err := localstack.Start(context.Background(), localstack.Options{
+	stack, err := devstack.Start(context.Background(), devstack.Options{
 		Addr:         "127.0.0.1:0",
 		TemplatePath: "../../template.yaml",
 		Env:          map[string]string{}, // not the process environment

@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 )
 
 // TestHardeningE2E checks docs/PROTOCOL.md v1.1 §2–§5 from outside, over real
@@ -44,7 +44,7 @@ func TestHardeningE2E(t *testing.T) {
 // expiring at exp.
 func (s *stack) signed(t *testing.T, sub string, iat, exp time.Time) string {
 	t.Helper()
-	return mustSign(t, localstack.TokenClaims{
+	return mustSign(t, devstack.TokenClaims{
 		Secret: s.FunctionEnv("ConnectFunction")["JWT_SECRET"], Subject: sub, Now: iat, TTL: exp.Sub(iat),
 	})
 }
@@ -234,7 +234,7 @@ func testRepeatedKeys(t *testing.T, b backend) {
 // With a 25 ms Management API round trip the `read` answer still reaches
 // every socket of the user, the asking one with its ref.
 func testReadReachesEverySocket(t *testing.T, b backend) {
-	s := startStack(t, b, nil, func(o *localstack.Options) { o.PostDelay = 25 * time.Millisecond })
+	s := startStack(t, b, nil, func(o *devstack.Options) { o.PostDelay = 25 * time.Millisecond })
 	var tabs []*client
 	for range 20 {
 		tabs = append(tabs, s.connect(t, "u-read"))

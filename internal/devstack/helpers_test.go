@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/coder/websocket"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/internal/testenv"
 )
 
@@ -47,7 +47,7 @@ var backends = []backend{
 
 // stack is a running local stack and the SDK clients that talk to it.
 type stack struct {
-	*localstack.Stack
+	*devstack.Stack
 	lambda *lambda.Client
 	mgmt   *apigatewaymanagementapi.Client
 	logs   *logCapture
@@ -55,24 +55,24 @@ type stack struct {
 
 // startStack starts a stack on 127.0.0.1:0 with env as its whole
 // environment. On DynamoDB, the tables get names unique to this stack.
-func startStack(t *testing.T, b backend, env map[string]string, tweak func(*localstack.Options)) *stack {
+func startStack(t *testing.T, b backend, env map[string]string, tweak func(*devstack.Options)) *stack {
 	t.Helper()
 	if env == nil {
 		env = map[string]string{}
 	}
 	logs := newLogCapture()
-	opts := localstack.Options{Addr: "127.0.0.1:0", Env: env, Logger: slog.New(logs)}
+	opts := devstack.Options{Addr: "127.0.0.1:0", Env: env, Logger: slog.New(logs)}
 	if b.dynamodb != nil {
 		opts.DynamoDBEndpoint = b.dynamodb(t)
-		env["CONNECTIONS_TABLE"] = testenv.UniqueName("localstack-connections")
-		env["NOTIFICATIONS_TABLE"] = testenv.UniqueName("localstack-notifications")
+		env["CONNECTIONS_TABLE"] = testenv.UniqueName("devstack-connections")
+		env["NOTIFICATIONS_TABLE"] = testenv.UniqueName("devstack-notifications")
 	}
 	if tweak != nil {
 		tweak(&opts)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := localstack.Start(ctx, opts)
+	s, err := devstack.Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/coder/websocket"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -372,7 +372,7 @@ func (w *holdingInbox) AppendNotification(ctx context.Context, n notify.StoredNo
 // gets it, thanks to the 30-second overlap.
 func testHeldBackStore(t *testing.T, b backend) {
 	h := &holder{title: "held", entered: make(chan string, 1), release: make(chan struct{})}
-	s := startStack(t, b, nil, func(o *localstack.Options) { o.WrapInbox = h.wrap })
+	s := startStack(t, b, nil, func(o *devstack.Options) { o.WrapInbox = h.wrap })
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { close(h.release) }) }
 	t.Cleanup(release)
@@ -646,7 +646,7 @@ func (w failFirstHeld) AppendNotification(ctx context.Context, n notify.StoredNo
 func testDuplicateOfAFailedPublish(t *testing.T, b backend) {
 	h := &holder{title: "held", entered: make(chan string, 1), release: make(chan struct{})}
 	once, pending, claimed := &sync.Once{}, make(chan string, 1), make(chan string, 1)
-	s := startStack(t, b, nil, func(o *localstack.Options) {
+	s := startStack(t, b, nil, func(o *devstack.Options) {
 		o.WrapInbox = func(in notify.InboxStore) notify.InboxStore { return failFirstHeld{in, h, once, pending, claimed} }
 	})
 	c := s.connect(t, "u-dup")
@@ -699,7 +699,7 @@ type lambdaInvokeResult struct {
 // arrives.
 func testReadAllSparesUnstored(t *testing.T, b backend) {
 	h := &holder{title: "held", entered: make(chan string, 1), release: make(chan struct{})}
-	s := startStack(t, b, nil, func(o *localstack.Options) { o.WrapInbox = h.wrap })
+	s := startStack(t, b, nil, func(o *devstack.Options) { o.WrapInbox = h.wrap })
 	c := s.connect(t, "u-all")
 	s.publish(t, `{"users":["u-all"],"notification":{"type":"t","title":"seen"}}`)
 	c.live(t)

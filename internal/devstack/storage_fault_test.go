@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/workorders/notify/internal/localstack"
+	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/web"
 )
 
 // The development default secret is long enough for HS256 (docs/PROTOCOL.md §2).
 func TestDevSecretStrength(t *testing.T) {
-	if localstack.DevSecret != "local-development-secret-do-not-deploy" || len(localstack.DevSecret) < 32 {
-		t.Fatalf("DevSecret %q", localstack.DevSecret)
+	if devstack.DevSecret != "local-development-secret-do-not-deploy" || len(devstack.DevSecret) < 32 {
+		t.Fatalf("DevSecret %q", devstack.DevSecret)
 	}
 }
 
@@ -51,7 +51,7 @@ func TestStartRefusesWeakKeys(t *testing.T) {
 			if env == nil {
 				env = map[string]string{} // not the process's
 			}
-			s, err := localstack.Start(ctx, localstack.Options{Addr: addr, Env: env, Parameters: tc.params, Logger: newLogger()})
+			s, err := devstack.Start(ctx, devstack.Options{Addr: addr, Env: env, Parameters: tc.params, Logger: newLogger()})
 			if err == nil {
 				s.Shutdown(ctx)
 				t.Fatal("Start succeeded")
@@ -80,7 +80,7 @@ func TestDevTokenOnlyWithTheDevelopmentSecret(t *testing.T) {
 		dev    bool
 	}{
 		"default":                      {dev: true},
-		"the default, given":           {env: map[string]string{"JWT_SECRET": localstack.DevSecret}, dev: true},
+		"the default, given":           {env: map[string]string{"JWT_SECRET": devstack.DevSecret}, dev: true},
 		"another secret":               {env: map[string]string{"JWT_SECRET": "from-the-environment-and-32-bytes-or-more"}},
 		"another secret, by parameter": {params: map[string]string{"JwtSecret": "from-a-parameter-and-32-bytes-or-more"}},
 		"a JWKS URL alone": {env: map[string]string{"JWT_SECRET": "",
@@ -89,8 +89,8 @@ func TestDevTokenOnlyWithTheDevelopmentSecret(t *testing.T) {
 		"a JWKS URL and the default": {env: map[string]string{"JWT_JWKS_URL": "https://idp.example.com/.well-known/jwks.json"}, dev: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var running atomic.Pointer[localstack.Stack]
-			s := startStack(t, backends[0], tc.env, func(o *localstack.Options) {
+			var running atomic.Pointer[devstack.Stack]
+			s := startStack(t, backends[0], tc.env, func(o *devstack.Options) {
 				o.Parameters = tc.params
 				o.Static = devTokenHandler(&running)
 			})
@@ -132,7 +132,7 @@ func TestDevTokenOnlyWithTheDevelopmentSecret(t *testing.T) {
 
 // devTokenHandler is web.Handler wired as cmd/notify/local.go wires it, for
 // the stack running stores once started.
-func devTokenHandler(running *atomic.Pointer[localstack.Stack]) http.Handler {
+func devTokenHandler(running *atomic.Pointer[devstack.Stack]) http.Handler {
 	return web.Handler(func(sub string, groups []string) (string, error) {
 		s := running.Load()
 		if s == nil {
