@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/workorders/notify/internal/app"
-	"github.com/workorders/notify/internal/localgw"
 	"github.com/workorders/notify/internal/devstack"
+	"github.com/workorders/notify/internal/localgw"
 	"github.com/workorders/notify/web"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/workorders/notify/internal/app"
-	"github.com/workorders/notify/internal/lambdaevents"
 	"github.com/workorders/notify/internal/devstack"
+	"github.com/workorders/notify/internal/lambdaevents"
 	"github.com/workorders/notify/internal/notify"
 )
 

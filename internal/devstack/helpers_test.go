@@ -1,6 +1,7 @@
 package devstack_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/workorders/notify/internal/devstack"
+	"github.com/workorders/notify/internal/notify"
 	"github.com/workorders/notify/internal/testenv"
 )
 
@@ -108,16 +110,9 @@ func (s *stack) token(t *testing.T, sub string, groups ...string) string {
 	return tok
 }
 
-// publishResult is PublishFunction's answer (PROTOCOL.md §4).
-type publishResult struct {
-	ID           string   `json:"id"`
-	Connections  int      `json:"connections"`
-	Delivered    int      `json:"delivered"`
-	Gone         int      `json:"gone"`
-	Failed       int      `json:"failed"`
-	OfflineUsers []string `json:"offlineUsers"`
-	Duplicate    bool     `json:"duplicate"`
-}
+// publishResult is PublishFunction's answer (PROTOCOL.md §4); publish
+// decodes it strictly, so a field the answer has and the type lacks fails.
+type publishResult = notify.PublishResult
 
 // invoke calls PublishFunction synchronously through the SDK.
 func (s *stack) invoke(t *testing.T, payload string) *lambda.InvokeOutput {
@@ -139,7 +134,9 @@ func (s *stack) publish(t *testing.T, payload string) publishResult {
 		t.Fatalf("publish %s: function error %s: %s", payload, *out.FunctionError, out.Payload)
 	}
 	var res publishResult
-	if err := json.Unmarshal(out.Payload, &res); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(out.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
 		t.Fatalf("publish answer %s: %v", out.Payload, err)
 	}
 	if res.OfflineUsers == nil {

@@ -14,8 +14,8 @@ import (
 const (
 	// batchSize is BatchWriteItem's limit of requests per call.
 	batchSize = 25
-	// maxBatchAttempts bounds the calls for one chunk while items come back
-	// unprocessed.
+	// maxBatchAttempts bounds the calls for one chunk while requests come
+	// back unprocessed (UnprocessedItems, or BatchGetItem's UnprocessedKeys).
 	maxBatchAttempts = 10
 )
 
@@ -44,30 +44,53 @@ func defaultBackoff(n int) time.Duration {
 }
 
 // write runs writes in chunks of 25, one after the other, retrying a
-// chunk's UnprocessedItems after w.backoff, at most maxBatchAttempts calls
-// per chunk. It stops at the first error or the end of ctx. The writes must
-// not hold two requests for one key.
+// chunk's UnprocessedItems (see retry). It stops at the first error or the
+// end of ctx. The writes must not hold two requests for one key.
 func (w *batchWriter) write(ctx context.Context, writes []types.WriteRequest) error {
 	for chunk := range slices.Chunk(writes, batchSize) {
-		for attempt := 1; len(chunk) > 0; attempt++ {
-			if attempt > 1 {
-				if attempt > maxBatchAttempts {
-					return fmt.Errorf("batch write: items still unprocessed after %d attempts", maxBatchAttempts)
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(w.backoff(attempt - 1)):
-				}
-			}
+		err := w.retry(ctx, "batch write: items", func() (bool, error) {
 			out, err := w.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 				RequestItems: map[string][]types.WriteRequest{w.table: chunk},
 			})
 			if err != nil {
-				return err
+				return false, err
 			}
 			chunk = out.UnprocessedItems[w.table]
+			return len(chunk) > 0, nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// retry calls call, and again after w.backoff(n) while it reports requests
+// left unprocessed, at most maxBatchAttempts calls. It stops at the first
+// error or the end of ctx.
+func (w *batchWriter) retry(ctx context.Context, what string, call func() (left bool, err error)) error {
+	for attempt := 1; ; attempt++ {
+		left, err := call()
+		if err != nil || !left {
+			return err
+		}
+		if attempt == maxBatchAttempts {
+			return fmt.Errorf("%s still unprocessed after %d attempts", what, maxBatchAttempts)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(w.backoff(attempt)):
+		}
+	}
+}
+
+// putRequest returns a write request putting item.
+func putRequest(item any) types.WriteRequest {
+	return types.WriteRequest{PutRequest: &types.PutRequest{Item: marshal(item)}}
+}
+
+// deleteRequest returns a write request deleting the item under k.
+func deleteRequest(k key) types.WriteRequest {
+	return types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: marshal(k)}}
 }

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,11 +81,27 @@ func (f *fakeAPI) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ 
 func newFakeStore(f *fakeAPI) (*Store, *[]int) {
 	s := newStore(f, "t")
 	var backoffs []int
-	s.backoff = func(n int) time.Duration {
+	s.w.backoff = func(n int) time.Duration {
 		backoffs = append(backoffs, n)
 		return time.Microsecond
 	}
 	return s, &backoffs
+}
+
+// sv returns a string attribute.
+func sv(v string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: v} }
+
+// n returns a number attribute.
+func n(v int64) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+// str returns a string attribute of item, or "".
+func str(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
 }
 
 func testConn() notify.Connection {

@@ -32,14 +32,15 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	ex "github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/workorders/notify/internal/notify"
 )
@@ -92,7 +93,6 @@ const (
 type inboxAPI interface {
 	api
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
-	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 // Inbox is a notify.InboxStore on a DynamoDB table with the schema described
@@ -100,10 +100,9 @@ type inboxAPI interface {
 type Inbox struct {
 	db    inboxAPI
 	table string
-	// w is a Store on the same table, for its batchWrite (chunks of 25,
-	// UnprocessedItems retried with w.backoff, also used for
-	// UnprocessedKeys).
-	w *Store
+	// w writes batches (chunks of 25, UnprocessedItems retried with
+	// w.backoff); its retries serve BatchGetItem's UnprocessedKeys too.
+	w *batchWriter
 
 	// now returns the current time; tests may replace it.
 	now func() time.Time
@@ -121,19 +120,45 @@ func NewInbox(client *dynamodb.Client, notificationsTable string) *Inbox {
 }
 
 func newInbox(db inboxAPI, table string) *Inbox {
-	return &Inbox{db: db, table: table, w: newStore(db, table), now: time.Now}
+	return &Inbox{db: db, table: table, w: newBatchWriter(db, table), now: time.Now}
 }
 
-func streamPK(stream string) string { return streamPrefix + stream }
-func notifPK(id string) string      { return notifPrefix + id }
-func idemPK(key string) string      { return idemPrefix + key }
-func readPK(userID string) string   { return readPrefix + userID }
-func readMarkSK(id string) string   { return readMarkPrefix + id }
+func streamKey(stream, id string) key   { return key{streamPrefix + stream, id} }
+func notifKey(id string) key            { return key{notifPrefix + id, notifSK} }
+func idemKey(k string) key              { return key{idemPrefix + k, idemSK} }
+func watermarkKey(userID string) key    { return key{readPrefix + userID, watermarkSK} }
+func readMarkKey(userID, id string) key { return key{readPrefix + userID, readMarkPrefix + id} }
 
-func sv(v string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: v} }
+// streamItem is a notification in one stream (streamKey).
+type streamItem struct {
+	key
+	Payload   string `dynamodbav:"payload"` // the notification JSON
+	ExpiresAt int64  `dynamodbav:"expiresAt"`
+}
 
-func itemKey(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrPK: sv(pk), AttrSK: sv(sk)}
+// notifItem lists the streams of a notification (notifKey).
+type notifItem struct {
+	key
+	Streams   []string `dynamodbav:"streams"`
+	ExpiresAt int64    `dynamodbav:"expiresAt"`
+}
+
+// idemItem is the claim of an idempotency key (idemKey); ID and Committed
+// are set when it is committed.
+type idemItem struct {
+	key
+	Holder    string `dynamodbav:"holder"`
+	ID        string `dynamodbav:"id,omitempty"`
+	Committed bool   `dynamodbav:"committed,omitempty"`
+	ExpiresAt int64  `dynamodbav:"expiresAt"`
+}
+
+// readItem is a user's watermark (watermarkKey, UpTo) or one of its read
+// marks (readMarkKey, ExpiresAt).
+type readItem struct {
+	key
+	UpTo      string `dynamodbav:"upTo,omitempty"`
+	ExpiresAt int64  `dynamodbav:"expiresAt"`
 }
 
 func isConditionFailed(err error) bool {
@@ -141,11 +166,25 @@ func isConditionFailed(err error) bool {
 	return errors.As(err, &ccf)
 }
 
-// expired reports whether item's expiresAt has passed (an item without one
-// never expires).
-func (i *Inbox) expired(item map[string]types.AttributeValue) bool {
-	exp, ok := num(item, AttrExpiresAt)
-	return ok && exp <= i.now().Unix()
+// expired reports whether expiresAt (epoch seconds) has passed; an item
+// without one (0) never expires.
+func (i *Inbox) expired(expiresAt int64) bool {
+	return expiresAt != 0 && expiresAt <= i.now().Unix()
+}
+
+// unexpired returns a builder with a filter keeping unexpired items.
+func (i *Inbox) unexpired() ex.Builder {
+	return ex.NewBuilder().WithFilter(ex.Name(AttrExpiresAt).GreaterThan(ex.Value(i.now().Unix())))
+}
+
+// getItem reads the item under k with a consistent read into v, and
+// reports whether there is one.
+func (i *Inbox) getItem(ctx context.Context, k key, v any) (bool, error) {
+	out, err := i.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &i.table, Key: marshal(k), ConsistentRead: aws.Bool(true)})
+	if err != nil || len(out.Item) == 0 {
+		return false, err
+	}
+	return true, attributevalue.UnmarshalMap(out.Item, v)
 }
 
 // ClaimIdempotencyKey claims key for holder with a conditional PutItem that
@@ -156,16 +195,12 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, holder string, expir
 		return notify.IdempotencyClaim{}, notify.Errorf(notify.EINVALID, "idempotency key and holder are required")
 	}
 	for attempt := 1; ; attempt++ {
-		item := itemKey(idemPK(k), idemSK)
-		item[AttrHolder] = sv(holder)
-		item[AttrExpiresAt] = n(expiresAt.Unix())
+		// An expired claim (TTL not yet run) is as good as none.
+		expr := must(ex.NewBuilder().WithCondition(ex.AttributeNotExists(ex.Name(AttrPK)).
+			Or(ex.Name(AttrExpiresAt).LessThanEqual(ex.Value(i.now().Unix())))).Build())
 		_, err := i.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: &i.table,
-			Item:      item,
-			// An expired claim (TTL not yet run) is as good as none.
-			ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #e <= :now"),
-			ExpressionAttributeNames:  map[string]string{"#pk": AttrPK, "#e": AttrExpiresAt},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(i.now().Unix())},
+			TableName: &i.table, Item: marshal(idemItem{key: idemKey(k), Holder: holder, ExpiresAt: expiresAt.Unix()}),
+			ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 		})
 		if err == nil {
 			return notify.IdempotencyClaim{Holder: holder, Claimed: true, ExpiresAt: expiresAt}, nil
@@ -173,24 +208,13 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, holder string, expir
 		if !isConditionFailed(err) {
 			return notify.IdempotencyClaim{}, internal(err, "claiming idempotency key")
 		}
-		out, err := i.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:      &i.table,
-			Key:            itemKey(idemPK(k), idemSK),
-			ConsistentRead: aws.Bool(true),
-		})
+		var c idemItem
+		found, err := i.getItem(ctx, idemKey(k), &c)
 		if err != nil {
 			return notify.IdempotencyClaim{}, internal(err, "reading idempotency key")
 		}
-		if len(out.Item) > 0 && !i.expired(out.Item) {
-			committed, _ := out.Item[AttrCommitted].(*types.AttributeValueMemberBOOL)
-			c := notify.IdempotencyClaim{
-				Holder: str(out.Item, AttrHolder), ID: str(out.Item, AttrID),
-				Committed: committed != nil && committed.Value,
-			}
-			if exp, ok := num(out.Item, AttrExpiresAt); ok {
-				c.ExpiresAt = time.Unix(exp, 0)
-			}
-			return c, nil
+		if found && !i.expired(c.ExpiresAt) {
+			return notify.IdempotencyClaim{Holder: c.Holder, ID: c.ID, Committed: c.Committed, ExpiresAt: time.Unix(c.ExpiresAt, 0)}, nil
 		}
 		// The holder was released or expired between our two calls.
 		if attempt >= maxClaimAttempts {
@@ -203,15 +227,14 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, holder string, expir
 // key with an UpdateItem conditional on holder still holding it; a failed
 // condition is notify.ErrClaimLost.
 func (i *Inbox) CommitIdempotencyKey(ctx context.Context, k, holder, id string, expiresAt time.Time) error {
+	expr := must(ex.NewBuilder().
+		WithUpdate(ex.Set(ex.Name(AttrCommitted), ex.Value(true)).
+			Set(ex.Name(AttrExpiresAt), ex.Value(expiresAt.Unix())).Set(ex.Name(AttrID), ex.Value(id))).
+		WithCondition(ex.Name(AttrHolder).Equal(ex.Value(holder))).Build())
 	_, err := i.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &i.table,
-		Key:                      itemKey(idemPK(k), idemSK),
-		UpdateExpression:         aws.String("SET #c = :true, #e = :e, #id = :id"),
-		ConditionExpression:      aws.String("#h = :h"),
-		ExpressionAttributeNames: map[string]string{"#c": AttrCommitted, "#e": AttrExpiresAt, "#id": AttrID, "#h": AttrHolder},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":true": &types.AttributeValueMemberBOOL{Value: true}, ":e": n(expiresAt.Unix()), ":id": sv(id), ":h": sv(holder),
-		},
+		TableName: &i.table, Key: marshal(idemKey(k)),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
 	switch {
 	case err == nil:
@@ -229,12 +252,11 @@ func (i *Inbox) ReleaseIdempotencyKey(ctx context.Context, k, holder string) err
 	if k == "" {
 		return nil
 	}
+	expr := must(ex.NewBuilder().WithCondition(ex.Name(AttrHolder).Equal(ex.Value(holder)).
+		And(ex.AttributeNotExists(ex.Name(AttrCommitted)))).Build())
 	_, err := i.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 &i.table,
-		Key:                       itemKey(idemPK(k), idemSK),
-		ConditionExpression:       aws.String("#h = :h AND attribute_not_exists(#c)"),
-		ExpressionAttributeNames:  map[string]string{"#h": AttrHolder, "#c": AttrCommitted},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":h": sv(holder)},
+		TableName: &i.table, Key: marshal(idemKey(k)),
+		ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
 	if err != nil && !isConditionFailed(err) {
 		return internal(err, "releasing idempotency key")
@@ -250,98 +272,33 @@ func (i *Inbox) AppendNotification(ctx context.Context, note notify.StoredNotifi
 	if note.ID == "" {
 		return notify.Errorf(notify.EINVALID, "notification id is required")
 	}
-	streams = nonEmpty(dedupe(streams))
-	exp := n(expiresAt.Unix())
-	id := sv(note.ID)
-	payload := sv(string(note.Payload))
-	list := make([]types.AttributeValue, len(streams))
-	writes := make([]types.WriteRequest, 0, len(streams)+1)
-	for k, st := range streams {
-		list[k] = sv(st)
-		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			AttrPK: sv(streamPK(st)), AttrSK: id, AttrPayload: payload, AttrExpiresAt: exp,
-		}}})
+	streams = distinct(streams)
+	puts := make([]types.WriteRequest, 0, len(streams)+1)
+	dels := make([]types.WriteRequest, 0, len(streams)+1)
+	for _, st := range streams {
+		puts = append(puts, putRequest(streamItem{streamKey(st, note.ID), string(note.Payload), expiresAt.Unix()}))
+		dels = append(dels, deleteRequest(streamKey(st, note.ID)))
 	}
-	writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-		AttrPK: sv(notifPK(note.ID)), AttrSK: sv(notifSK), AttrStreams: &types.AttributeValueMemberL{Value: list}, AttrExpiresAt: exp,
-	}}})
-	if err := i.writeAll(ctx, writes); err != nil {
-		i.deleteWritten(ctx, writes)
+	puts = append(puts, putRequest(notifItem{notifKey(note.ID), streams, expiresAt.Unix()}))
+	dels = append(dels, deleteRequest(notifKey(note.ID)))
+	if err := i.writeAll(ctx, puts); err != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendCleanupTimeout)
+		defer cancel()
+		_ = i.writeAll(ctx, dels) // best effort
 		return internal(err, "storing notification")
 	}
 	return nil
 }
 
-// deleteWritten deletes, best effort, the items of puts.
-func (i *Inbox) deleteWritten(ctx context.Context, puts []types.WriteRequest) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendCleanupTimeout)
-	defer cancel()
-	dels := make([]types.WriteRequest, 0, len(puts))
-	for _, p := range puts {
-		dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{
-			AttrPK: p.PutRequest.Item[AttrPK], AttrSK: p.PutRequest.Item[AttrSK],
-		}}})
-	}
-	_ = i.writeAll(ctx, dels)
-}
-
 // writeAll runs writes with BatchWriteItem in chunks of 25, at most
 // appendConcurrency chunks at once; the first error stops the others.
 func (i *Inbox) writeAll(ctx context.Context, writes []types.WriteRequest) error {
-	var jobs []func(context.Context) error
-	for start := 0; start < len(writes); start += batchSize {
-		chunk := writes[start:min(start+batchSize, len(writes))]
-		jobs = append(jobs, func(ctx context.Context) error { return i.w.batchWrite(ctx, chunk) })
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(appendConcurrency)
+	for chunk := range slices.Chunk(writes, batchSize) {
+		g.Go(func() error { return i.w.write(ctx, chunk) })
 	}
-	return runBounded(ctx, appendConcurrency, jobs)
-}
-
-// runBounded runs jobs with at most limit at once. The first error cancels
-// the context of the others and is returned; so is the end of ctx before
-// every job started.
-func runBounded(ctx context.Context, limit int, jobs []func(context.Context) error) error {
-	switch len(jobs) {
-	case 0:
-		return nil
-	case 1:
-		return jobs[0](ctx)
-	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	sem := make(chan struct{}, limit)
-	started := 0
-start:
-	for _, job := range jobs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break start
-		}
-		started++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := job(ctx); err != nil {
-				once.Do(func() { first = err })
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	if started < len(jobs) {
-		return parent.Err()
-	}
-	return nil
+	return g.Wait()
 }
 
 // ListAfter reads, in each stream concurrently, the first limit+1 unexpired
@@ -350,12 +307,11 @@ func (i *Inbox) ListAfter(ctx context.Context, streams []string, after string, l
 	if limit < 1 {
 		return nil, false, notify.Errorf(notify.EINVALID, "limit must be at least 1, got %d", limit)
 	}
-	merged, err := i.readStreams(ctx, streams, after, true, limit+1)
+	items, err := i.readStreams(ctx, streams, after, true, limit+1, false)
 	if err != nil {
 		return nil, false, internal(err, "reading notifications")
 	}
-	more := len(merged) > limit
-	return merged[:min(limit, len(merged))], more, nil
+	return notes(items[:min(limit, len(items))]), len(items) > limit, nil
 }
 
 // ListLatest reads, in each stream concurrently, the newest limit unexpired
@@ -364,43 +320,43 @@ func (i *Inbox) ListLatest(ctx context.Context, streams []string, limit int) ([]
 	if limit < 1 {
 		return nil, notify.Errorf(notify.EINVALID, "limit must be at least 1, got %d", limit)
 	}
-	merged, err := i.readStreams(ctx, streams, "", false, limit)
+	items, err := i.readStreams(ctx, streams, "", false, limit, false)
 	if err != nil {
 		return nil, internal(err, "reading notifications")
 	}
-	return merged[max(0, len(merged)-limit):], nil
+	return notes(items), nil
 }
 
-// readStreams queries each stream for want unexpired items with an id
-// greater than after, ascending (forward) or from the newest, and returns
-// them merged, each id once, ascending.
-func (i *Inbox) readStreams(ctx context.Context, streams []string, after string, forward bool, want int) ([]notify.StoredNotification, error) {
-	streams = nonEmpty(dedupe(streams))
-	results := make([][]map[string]types.AttributeValue, len(streams))
-	jobs := make([]func(context.Context) error, len(streams))
-	for k, st := range streams {
-		jobs[k] = func(ctx context.Context) error {
-			items, err := i.queryStream(ctx, streamPK(st), after, forward, want, false)
-			results[k] = items
-			return err
-		}
+// notes returns the notifications of stream items.
+func notes(items []streamItem) []notify.StoredNotification {
+	out := make([]notify.StoredNotification, len(items))
+	for k, it := range items {
+		out[k] = notify.StoredNotification{ID: it.SK, Payload: []byte(it.Payload)}
 	}
-	if err := runBounded(ctx, queryConcurrency, jobs); err != nil {
+	return out
+}
+
+// readStreams queries each stream (at most queryConcurrency at once) for
+// want unexpired items with an id greater than after, ascending (forward)
+// or from the newest, and returns the first (forward) or newest want of
+// them, each id once, ascending. keysOnly leaves out the payloads.
+func (i *Inbox) readStreams(ctx context.Context, streams []string, after string, forward bool, want int, keysOnly bool) ([]streamItem, error) {
+	streams = distinct(streams)
+	results := make([][]streamItem, len(streams))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(queryConcurrency)
+	for k, st := range streams {
+		g.Go(func() (err error) {
+			results[k], err = i.queryStream(gctx, st, after, forward, want, keysOnly)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	seen := make(map[string]struct{})
-	out := make([]notify.StoredNotification, 0, want)
-	for _, items := range results {
-		for _, it := range items {
-			id := str(it, AttrSK)
-			if _, dup := seen[id]; dup {
-				continue
-			}
-			seen[id] = struct{}{}
-			out = append(out, notify.StoredNotification{ID: id, Payload: []byte(str(it, AttrPayload))})
-		}
-	}
-	slices.SortFunc(out, func(a, b notify.StoredNotification) int { return strings.Compare(a.ID, b.ID) })
+	out := slices.Concat(results...)
+	slices.SortStableFunc(out, func(a, b streamItem) int { return strings.Compare(a.SK, b.SK) })
+	out = slices.CompactFunc(out, func(a, b streamItem) bool { return a.SK == b.SK })
 	if len(out) > want {
 		if forward {
 			out = out[:want]
@@ -411,43 +367,35 @@ func (i *Inbox) readStreams(ctx context.Context, streams []string, after string,
 	return out, nil
 }
 
-// queryStream reads up to want unexpired items of partition pk whose sk is
-// greater than after ("" = no bound), ascending or descending. The filter on
-// expiresAt applies after Limit, so it pages on LastEvaluatedKey until it has
-// want items or the partition ends; each page asks for what is still missing
-// (more, growing, while pages come back thinned by expired items). keysOnly
-// projects sk alone.
-func (i *Inbox) queryStream(ctx context.Context, pk, after string, forward bool, want int, keysOnly bool) ([]map[string]types.AttributeValue, error) {
+// queryStream reads up to want unexpired items of stream whose id is
+// greater than after ("" = no bound), ascending or descending. The filter
+// on expiresAt applies after Limit, so it pages on LastEvaluatedKey until it
+// has want items or the partition ends; each page asks for what is still
+// missing (more, growing, while pages come back thinned by expired items).
+// keysOnly projects sk alone.
+func (i *Inbox) queryStream(ctx context.Context, stream, after string, forward bool, want int, keysOnly bool) ([]streamItem, error) {
 	if want <= 0 {
 		return nil, nil
 	}
-	names := map[string]string{"#pk": AttrPK, "#sk": AttrSK, "#e": AttrExpiresAt}
-	values := map[string]types.AttributeValue{":pk": sv(pk), ":now": n(i.now().Unix())}
-	cond := "#pk = :pk"
+	cond := ex.Key(AttrPK).Equal(ex.Value(streamPrefix + stream))
 	if after != "" {
-		cond += " AND #sk > :after"
-		values[":after"] = sv(after)
+		cond = cond.And(ex.Key(AttrSK).GreaterThan(ex.Value(after)))
 	}
-	proj := "#sk, #p"
-	names["#p"] = AttrPayload
-	if keysOnly {
-		proj = "#sk"
-		delete(names, "#p")
+	proj := ex.NamesList(ex.Name(AttrSK))
+	if !keysOnly {
+		proj = proj.AddNames(ex.Name(AttrPayload))
 	}
+	expr := must(i.unexpired().WithKeyCondition(cond).WithProjection(proj).Build())
 	in := &dynamodb.QueryInput{
-		TableName:                 &i.table,
-		ConsistentRead:            aws.Bool(true),
-		KeyConditionExpression:    aws.String(cond),
-		FilterExpression:          aws.String(filterUnexpired),
-		ProjectionExpression:      aws.String(proj),
-		ScanIndexForward:          aws.Bool(forward),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
+		TableName: &i.table, ConsistentRead: aws.Bool(true), ScanIndexForward: aws.Bool(forward),
+		KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
+		ProjectionExpression: expr.Projection(), ExpressionAttributeNames: expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	}
-	var out []map[string]types.AttributeValue
+	var raw []map[string]types.AttributeValue
 	pageLimit := 0
-	for len(out) < want {
-		need := want - len(out)
+	for len(raw) < want {
+		need := want - len(raw)
 		if pageLimit == 0 {
 			pageLimit = need
 		} else {
@@ -462,7 +410,7 @@ func (i *Inbox) queryStream(ctx context.Context, pk, after string, forward bool,
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, page.Items...)
+		raw = append(raw, page.Items...)
 		if len(page.LastEvaluatedKey) == 0 {
 			break
 		}
@@ -472,10 +420,9 @@ func (i *Inbox) queryStream(ctx context.Context, pk, after string, forward bool,
 			pageLimit = 0
 		}
 	}
-	if len(out) > want {
-		out = out[:want]
-	}
-	return out, nil
+	var items []streamItem
+	err := attributevalue.UnmarshalListOfMaps(raw[:min(want, len(raw))], &items)
+	return items, err
 }
 
 // VisibleIDs reads the notification items of ids with BatchGetItem (100 keys
@@ -483,34 +430,27 @@ func (i *Inbox) queryStream(ctx context.Context, pk, after string, forward bool,
 // streams and unexpired, each once, in the order given.
 func (i *Inbox) VisibleIDs(ctx context.Context, streams []string, ids []string) ([]string, error) {
 	out := make([]string, 0, len(ids))
-	want := make(map[string]struct{}, len(streams))
+	want := make(map[string]bool, len(streams))
 	for _, st := range streams {
-		want[st] = struct{}{}
+		want[st] = true
 	}
-	uniq := nonEmpty(dedupe(ids))
+	uniq := distinct(ids)
 	if len(want) == 0 || len(uniq) == 0 {
 		return out, nil
 	}
 	visible := make(map[string]bool, len(uniq))
-	for start := 0; start < len(uniq); start += batchGetSize {
-		chunk := uniq[start:min(start+batchGetSize, len(uniq))]
-		keys := make([]map[string]types.AttributeValue, len(chunk))
+	for chunk := range slices.Chunk(uniq, batchGetSize) {
+		keys := make([]key, len(chunk))
 		for k, id := range chunk {
-			keys[k] = itemKey(notifPK(id), notifSK)
+			keys[k] = notifKey(id)
 		}
-		items, err := i.batchGet(ctx, keys, "#pk, #st, #e", map[string]string{"#pk": AttrPK, "#st": AttrStreams, "#e": AttrExpiresAt})
-		if err != nil {
+		var items []notifItem
+		if err := i.batchGet(ctx, keys, ex.NamesList(ex.Name(AttrPK), ex.Name(AttrStreams), ex.Name(AttrExpiresAt)), &items); err != nil {
 			return nil, internal(err, "reading notifications")
 		}
 		for _, it := range items {
-			if i.expired(it) {
-				continue
-			}
-			for _, st := range stringList(it, AttrStreams) {
-				if _, ok := want[st]; ok {
-					visible[strings.TrimPrefix(str(it, AttrPK), notifPrefix)] = true
-					break
-				}
+			if !i.expired(it.ExpiresAt) && slices.ContainsFunc(it.Streams, func(st string) bool { return want[st] }) {
+				visible[strings.TrimPrefix(it.PK, notifPrefix)] = true
 			}
 		}
 	}
@@ -522,38 +462,31 @@ func (i *Inbox) VisibleIDs(ctx context.Context, streams []string, ids []string) 
 	return out, nil
 }
 
-// batchGet reads keys (at most 100) consistently with BatchGetItem,
-// retrying UnprocessedKeys with backoff.
-func (i *Inbox) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, proj string, names map[string]string) ([]map[string]types.AttributeValue, error) {
-	req := map[string]types.KeysAndAttributes{i.table: {
-		Keys:                     keys,
-		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     aws.String(proj),
-		ExpressionAttributeNames: names,
-	}}
-	var items []map[string]types.AttributeValue
-	for attempt := 1; ; attempt++ {
-		out, err := i.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, out.Responses[i.table]...)
-		left, ok := out.UnprocessedKeys[i.table]
-		if !ok || len(left.Keys) == 0 {
-			return items, nil
-		}
-		if attempt >= maxBatchAttempts {
-			return nil, errors.New("batch get: keys still unprocessed after " + strconv.Itoa(attempt) + " attempts")
-		}
-		req = map[string]types.KeysAndAttributes{i.table: left}
-		t := time.NewTimer(i.w.backoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+// batchGet reads the items under keys (at most 100) consistently with
+// BatchGetItem, retrying UnprocessedKeys like i.w retries unprocessed
+// writes, and unmarshals them into out, a pointer to a slice.
+func (i *Inbox) batchGet(ctx context.Context, keys []key, proj ex.ProjectionBuilder, out any) error {
+	expr := must(ex.NewBuilder().WithProjection(proj).Build())
+	req := types.KeysAndAttributes{
+		ConsistentRead: aws.Bool(true), ProjectionExpression: expr.Projection(), ExpressionAttributeNames: expr.Names(),
 	}
+	for _, k := range keys {
+		req.Keys = append(req.Keys, marshal(k))
+	}
+	var items []map[string]types.AttributeValue
+	err := i.w.retry(ctx, "batch get: keys", func() (bool, error) {
+		got, err := i.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{i.table: req}})
+		if err != nil {
+			return false, err
+		}
+		items = append(items, got.Responses[i.table]...)
+		req = got.UnprocessedKeys[i.table]
+		return len(req.Keys) > 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	return attributevalue.UnmarshalListOfMaps(items, out)
 }
 
 // MarkRead writes one read mark per id with BatchWriteItem.
@@ -561,14 +494,10 @@ func (i *Inbox) MarkRead(ctx context.Context, userID string, ids []string, expir
 	if userID == "" {
 		return notify.Errorf(notify.EINVALID, "user id is required")
 	}
-	ids = nonEmpty(dedupe(ids))
-	exp := n(expiresAt.Unix())
-	pk := sv(readPK(userID))
-	writes := make([]types.WriteRequest, 0, len(ids))
-	for _, id := range ids {
-		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			AttrPK: pk, AttrSK: sv(readMarkSK(id)), AttrExpiresAt: exp,
-		}}})
+	ids = distinct(ids)
+	writes := make([]types.WriteRequest, len(ids))
+	for k, id := range ids {
+		writes[k] = putRequest(readItem{key: readMarkKey(userID, id), ExpiresAt: expiresAt.Unix()})
 	}
 	if err := i.writeAll(ctx, writes); err != nil {
 		return internal(err, "storing read marks")
@@ -585,13 +514,13 @@ func (i *Inbox) MarkAllRead(ctx context.Context, userID string, upTo string) err
 	if upTo == "" {
 		return nil
 	}
+	u := ex.Name(AttrUpTo)
+	expr := must(ex.NewBuilder().WithUpdate(ex.Set(u, ex.Value(upTo))).
+		WithCondition(ex.AttributeNotExists(u).Or(u.LessThan(ex.Value(upTo)))).Build())
 	_, err := i.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &i.table,
-		Key:                       itemKey(readPK(userID), watermarkSK),
-		UpdateExpression:          aws.String("SET #u = :v"),
-		ConditionExpression:       aws.String("attribute_not_exists(#u) OR #u < :v"),
-		ExpressionAttributeNames:  map[string]string{"#u": AttrUpTo},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": sv(upTo)},
+		TableName: &i.table, Key: marshal(watermarkKey(userID)),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
 	if err != nil && !isConditionFailed(err) {
 		return internal(err, "storing read watermark")
@@ -613,41 +542,32 @@ func (i *Inbox) ReadState(ctx context.Context, userID string, ids []string) ([]b
 		return nil, err
 	}
 	out := make([]bool, len(ids))
-	uniq := nonEmpty(dedupe(ids))
+	uniq := distinct(ids)
 	if len(uniq) == 0 {
 		return out, nil
 	}
-	pk := readPK(userID)
-	keys := make([]map[string]types.AttributeValue, 0, len(uniq)+1)
-	keys = append(keys, itemKey(pk, watermarkSK))
+	keys := []key{watermarkKey(userID)}
 	for _, id := range uniq {
-		keys = append(keys, itemKey(pk, readMarkSK(id)))
+		keys = append(keys, readMarkKey(userID, id))
 	}
-	results := make([][]map[string]types.AttributeValue, 0, (len(keys)+batchGetSize-1)/batchGetSize)
-	var jobs []func(context.Context) error
-	for start := 0; start < len(keys); start += batchGetSize {
-		chunk := keys[start:min(start+batchGetSize, len(keys))]
-		k := len(results)
-		results = append(results, nil)
-		jobs = append(jobs, func(ctx context.Context) error {
-			items, err := i.batchGet(ctx, chunk, "#sk, #u, #e", map[string]string{"#sk": AttrSK, "#u": AttrUpTo, "#e": AttrExpiresAt})
-			results[k] = items
-			return err
-		})
+	results := make([][]readItem, (len(keys)+batchGetSize-1)/batchGetSize)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readStateConcurrency)
+	proj := ex.NamesList(ex.Name(AttrSK), ex.Name(AttrUpTo), ex.Name(AttrExpiresAt))
+	for k := range results {
+		chunk := keys[k*batchGetSize : min((k+1)*batchGetSize, len(keys))]
+		g.Go(func() error { return i.batchGet(gctx, chunk, proj, &results[k]) })
 	}
-	if err := runBounded(ctx, readStateConcurrency, jobs); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, internal(err, "reading read state")
 	}
 	watermark := ""
 	marked := make(map[string]bool, len(uniq))
-	for _, items := range results {
-		for _, it := range items {
-			sk := str(it, AttrSK)
-			if sk == watermarkSK {
-				watermark = str(it, AttrUpTo)
-			} else if id, ok := strings.CutPrefix(sk, readMarkPrefix); ok && !i.expired(it) {
-				marked[id] = true
-			}
+	for _, it := range slices.Concat(results...) {
+		if it.SK == watermarkSK {
+			watermark = it.UpTo
+		} else if id, ok := strings.CutPrefix(it.SK, readMarkPrefix); ok && !i.expired(it.ExpiresAt) {
+			marked[id] = true
 		}
 	}
 	for k, id := range ids {
@@ -661,99 +581,67 @@ func (i *Inbox) ReadState(ctx context.Context, userID string, ids []string) ([]b
 // and counts the distinct ones not marked, up to max. That many per stream
 // suffice: a stream cut short holds at least max unread ids.
 func (i *Inbox) CountUnread(ctx context.Context, userID string, streams []string, maxCount int) (int, error) {
-	streams = nonEmpty(dedupe(streams))
+	streams = distinct(streams)
 	if maxCount <= 0 || len(streams) == 0 {
 		return 0, nil
 	}
-	wm, err := i.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:                &i.table,
-		Key:                      itemKey(readPK(userID), watermarkSK),
-		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     aws.String("#u"),
-		ExpressionAttributeNames: map[string]string{"#u": AttrUpTo},
-	})
-	if err != nil {
+	var wm readItem
+	if _, err := i.getItem(ctx, watermarkKey(userID), &wm); err != nil {
 		return 0, internal(err, "reading read watermark")
 	}
-	watermark := str(wm.Item, AttrUpTo)
 
-	marks := make(map[string]struct{})
+	expr := must(i.unexpired().WithProjection(ex.NamesList(ex.Name(AttrSK))).
+		WithKeyCondition(ex.Key(AttrPK).Equal(ex.Value(readPrefix + userID)).
+			And(ex.Key(AttrSK).GreaterThan(ex.Value(readMarkPrefix + wm.UpTo)))).Build())
 	in := &dynamodb.QueryInput{
-		TableName:                &i.table,
-		ConsistentRead:           aws.Bool(true),
-		KeyConditionExpression:   aws.String("#pk = :pk AND #sk > :from"),
-		FilterExpression:         aws.String(filterUnexpired),
-		ProjectionExpression:     aws.String("#sk"),
-		ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#sk": AttrSK, "#e": AttrExpiresAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": sv(readPK(userID)), ":from": sv(readMarkSK(watermark)), ":now": n(i.now().Unix()),
-		},
+		TableName: &i.table, ConsistentRead: aws.Bool(true),
+		KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
+		ProjectionExpression: expr.Projection(), ExpressionAttributeNames: expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
 	}
 	if i.pageLimit > 0 {
 		in.Limit = aws.Int32(i.pageLimit)
 	}
-	for {
-		page, err := i.db.Query(ctx, in)
+	marks := make(map[string]bool)
+	for p := dynamodb.NewQueryPaginator(i.db, in); p.HasMorePages(); {
+		var items []readItem
+		page, err := p.NextPage(ctx)
+		if err == nil {
+			err = attributevalue.UnmarshalListOfMaps(page.Items, &items)
+		}
 		if err != nil {
 			return 0, internal(err, "reading read marks")
 		}
-		for _, it := range page.Items {
-			if id, ok := strings.CutPrefix(str(it, AttrSK), readMarkPrefix); ok {
-				marks[id] = struct{}{}
+		for _, it := range items {
+			if id, ok := strings.CutPrefix(it.SK, readMarkPrefix); ok {
+				marks[id] = true
 			}
 		}
-		if len(page.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
 
-	want := maxCount + len(marks)
-	results := make([][]map[string]types.AttributeValue, len(streams))
-	jobs := make([]func(context.Context) error, len(streams))
-	for k, st := range streams {
-		jobs[k] = func(ctx context.Context) error {
-			items, err := i.queryStream(ctx, streamPK(st), watermark, false, want, true)
-			results[k] = items
-			return err
-		}
-	}
-	if err := runBounded(ctx, queryConcurrency, jobs); err != nil {
+	// readStreams keeps the newest max+marks distinct ids of all streams:
+	// as many unread ones as reading each stream's whole lot would give,
+	// up to max.
+	items, err := i.readStreams(ctx, streams, wm.UpTo, false, maxCount+len(marks), true)
+	if err != nil {
 		return 0, internal(err, "counting unread notifications")
 	}
-	unread := make(map[string]struct{})
-	for _, items := range results {
-		for _, it := range items {
-			id := str(it, AttrSK)
-			if _, read := marks[id]; !read {
-				unread[id] = struct{}{}
-			}
+	unread := 0
+	for _, it := range items {
+		if !marks[it.SK] {
+			unread++
 		}
 	}
-	return min(len(unread), maxCount), nil
+	return min(unread, maxCount), nil
 }
 
-// stringList returns a list-of-strings (L of S) or string-set attribute.
-func stringList(item map[string]types.AttributeValue, name string) []string {
-	switch v := item[name].(type) {
-	case *types.AttributeValueMemberSS:
-		return v.Value
-	case *types.AttributeValueMemberL:
-		out := make([]string, 0, len(v.Value))
-		for _, e := range v.Value {
-			if s, ok := e.(*types.AttributeValueMemberS); ok {
-				out = append(out, s.Value)
-			}
-		}
-		return out
-	}
-	return nil
-}
-
-// nonEmpty drops empty names (not valid in a key).
-func nonEmpty(names []string) []string {
-	if !slices.Contains(names, "") {
-		return names
-	}
-	return slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == "" })
+// distinct returns names without empty names (not valid in a key) and
+// without repeats, in the order of their first occurrence, in a new slice.
+func distinct(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	return slices.DeleteFunc(append(make([]string, 0, len(names)), names...), func(s string) bool {
+		drop := s == "" || seen[s]
+		seen[s] = true
+		return drop
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -20,8 +22,8 @@ import (
 	"github.com/workorders/notify/internal/testenv"
 )
 
-// queries returns the recorded Queries whose partition key value is pk
-// ("" = all of them).
+// queries returns the recorded Queries of partition pk, a value of their
+// expression ("" = all of them).
 func (l *callLog) queries(pk string) []*dynamodb.QueryOutput {
 	var out []*dynamodb.QueryOutput
 	for _, c := range l.snapshot() {
@@ -29,7 +31,8 @@ func (l *callLog) queries(pk string) []*dynamodb.QueryOutput {
 		if !ok {
 			continue
 		}
-		if v, _ := in.ExpressionAttributeValues[":pk"].(*types.AttributeValueMemberS); pk != "" && (v == nil || v.Value != pk) {
+		if pk != "" && !slices.ContainsFunc(slices.Collect(maps.Values(in.ExpressionAttributeValues)),
+			func(v types.AttributeValue) bool { return reflect.DeepEqual(v, sv(pk)) }) {
 			continue
 		}
 		if o, ok := c.out.(*dynamodb.QueryOutput); ok {
@@ -79,9 +82,7 @@ func (f *inboxFixture) putStream(t *testing.T, stream string, base time.Time, co
 	writes := make([]types.WriteRequest, count)
 	for i := range ids {
 		ids[i] = notify.NewID(base.Add(time.Duration(i) * time.Millisecond))
-		writes[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			AttrPK: sv(streamPK(stream)), AttrSK: sv(ids[i]), AttrPayload: sv(payload), AttrExpiresAt: n(expiresAt.Unix()),
-		}}}
+		writes[i] = putRequest(streamItem{streamKey(stream, ids[i]), payload, expiresAt.Unix()})
 	}
 	if err := f.inbox.writeAll(t.Context(), writes); err != nil {
 		t.Fatalf("writing %d items: %v", count, err)

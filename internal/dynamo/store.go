@@ -30,7 +30,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -89,11 +88,10 @@ type api interface {
 // Store is a notify.ConnectionStore on a DynamoDB table with the schema in
 // the package documentation. It is safe for concurrent use.
 type Store struct {
-	// batchWriter writes the membership items. It is embedded so that
-	// inbox.go, which borrows a *Store for it, reaches its backoff.
-	*batchWriter
 	db    api
 	table string
+	// w writes the membership items.
+	w *batchWriter
 	// now returns the current time; tests may replace it.
 	now func() time.Time
 }
@@ -107,13 +105,7 @@ func New(client *dynamodb.Client, connectionsTable string) *Store {
 }
 
 func newStore(db api, table string) *Store {
-	return &Store{batchWriter: newBatchWriter(db, table), db: db, table: table, now: time.Now}
-}
-
-// batchWrite is inbox.go's way to the batch writer, until an Inbox holds
-// a *batchWriter of its own.
-func (s *Store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
-	return s.write(ctx, writes)
+	return &Store{db: db, table: table, w: newBatchWriter(db, table), now: time.Now}
 }
 
 // key is an item's primary key.
@@ -179,11 +171,8 @@ func membershipKeys(id, userID string, groups []string) []key {
 // last, so a connection that can be found is complete. On failure it
 // deletes, best effort, what it wrote and returns an EINTERNAL error.
 func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
-	if c.ID == "" || c.UserID == "" || c.ExpiresAt.IsZero() {
-		return notify.Errorf(notify.EINVALID, "connection id, user id and expiry are required")
-	}
-	if c.ConnectedAt.IsZero() {
-		c.ConnectedAt = s.now()
+	if c.ID == "" || c.UserID == "" || c.ConnectedAt.IsZero() || c.ExpiresAt.IsZero() {
+		return notify.Errorf(notify.EINVALID, "connection id, user id, connection time and expiry are required")
 	}
 	// BatchWriteItem refuses two requests for one key.
 	c.Groups = slices.Compact(slices.Sorted(slices.Values(c.Groups)))
@@ -194,7 +183,7 @@ func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
 	conn := newItem(connKey(c.ID), c)
 	conn.ConnectionID, conn.Groups = c.ID, c.Groups
 
-	err := s.write(ctx, writes)
+	err := s.w.write(ctx, writes)
 	if err == nil {
 		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: marshal(conn)})
 	}
@@ -292,7 +281,7 @@ func (s *Store) deleteMemberships(ctx context.Context, id, userID string, groups
 	for _, k := range membershipKeys(id, userID, groups) {
 		writes = append(writes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: marshal(k)}})
 	}
-	return s.write(ctx, writes)
+	return s.w.write(ctx, writes)
 }
 
 // ForEachTarget calls fn with pages of the unexpired connections t reaches.
@@ -484,58 +473,4 @@ func internal(err error, message string) error {
 		return err
 	}
 	return notify.Wrap(notify.EINTERNAL, err, message)
-}
-
-// The helpers below build and read inbox.go's items by hand; they go when
-// it uses attributevalue too.
-
-// filterUnexpired is a FilterExpression keeping items whose expiresAt (#e)
-// is after :now.
-const filterUnexpired = "#e > :now"
-
-// n returns a number attribute.
-func n(v int64) *types.AttributeValueMemberN {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
-}
-
-// str returns a string attribute, or "".
-func str(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-// num returns an integer number attribute.
-func num(item map[string]types.AttributeValue, name string) (int64, bool) {
-	v, ok := item[name].(*types.AttributeValueMemberN)
-	if !ok {
-		return 0, false
-	}
-	i, err := strconv.ParseInt(v.Value, 10, 64)
-	if err != nil {
-		// Numbers written by someone else might carry a fraction.
-		f, ferr := strconv.ParseFloat(v.Value, 64)
-		if ferr != nil {
-			return 0, false
-		}
-		i = int64(f)
-	}
-	return i, true
-}
-
-// dedupe returns names without repeats, keeping the first occurrence's order.
-func dedupe(names []string) []string {
-	if len(names) < 2 {
-		return names
-	}
-	seen := make(map[string]struct{}, len(names))
-	out := make([]string, 0, len(names))
-	for _, s := range names {
-		if _, dup := seen[s]; !dup {
-			seen[s] = struct{}{}
-			out = append(out, s)
-		}
-	}
-	return out
 }

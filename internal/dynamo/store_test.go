@@ -519,7 +519,7 @@ func TestErrorsAreInternal(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	s := New(f.client, "no-such-table")
-	c := notify.Connection{ID: "x=", UserID: "42", Groups: []string{"g"}, ExpiresAt: time.Now().Add(time.Hour)}
+	c := notify.Connection{ID: "x=", UserID: "42", Groups: []string{"g"}, ConnectedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 	check := func(what string, err error) {
 		t.Helper()
 		if code := notify.ErrorCode(err); code != notify.EINTERNAL {

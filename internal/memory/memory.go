@@ -59,8 +59,8 @@ func (s *Store) SaveConnection(ctx context.Context, c notify.Connection) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.ID == "" || c.UserID == "" || c.ExpiresAt.IsZero() {
-		return notify.Errorf(notify.EINVALID, "connection id, user id and expiry are required")
+	if c.ID == "" || c.UserID == "" || c.ConnectedAt.IsZero() || c.ExpiresAt.IsZero() {
+		return notify.Errorf(notify.EINVALID, "connection id, user id, connection time and expiry are required")
 	}
 	stored := c
 	stored.Groups = slices.Compact(slices.Sorted(slices.Values(c.Groups)))

@@ -11,7 +11,9 @@ type Connection struct {
 	ID     string
 	UserID string
 	// Groups may list a group twice; stores keep each group once.
-	Groups      []string
+	Groups []string
+	// ConnectedAt is when the gateway accepted the socket; stores require
+	// it (Service.Connect sets it to now when the event has none).
 	ConnectedAt time.Time
 	// ExpiresAt is when the store may forget the connection even if no
 	// $disconnect came (API Gateway closes every socket after 2 hours).

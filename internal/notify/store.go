@@ -10,7 +10,7 @@ import (
 // embedded development default). Both pass internal/notify/storetest.
 type ConnectionStore interface {
 	// SaveConnection stores c with its user and group memberships, each
-	// group once. c.ID, c.UserID and c.ExpiresAt are required (EINVALID).
+	// group once. c.ID, c.UserID, c.ConnectedAt and c.ExpiresAt are required (EINVALID).
 	// On error nothing of c is left stored.
 	SaveConnection(ctx context.Context, c Connection) error
 

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) notify.ConnectionStore) {
 			{"TokenExpiry", testTokenExpiry},
 			{"UserRequired", testUserRequired},
 			{"ExpiryRequired", testExpiryRequired},
+			{"ConnectedAtRequired", testConnectedAtRequired},
 			{"GroupListedTwice", testGroupListedTwice},
 		}},
 		{"Revocation", []test{
@@ -387,6 +388,18 @@ func testExpiryRequired(t *testing.T, s notify.ConnectionStore, n names) {
 	c.ExpiresAt = time.Time{}
 	if err := s.SaveConnection(t.Context(), c); notify.ErrorCode(err) != notify.EINVALID {
 		t.Errorf("SaveConnection without ExpiresAt = %v, want EINVALID", err)
+	}
+	wantNotFound(t, s, c.ID)
+	wantIDs(t, "by user", reach(t, s, n, notify.Target{Users: []string{c.UserID}}))
+}
+
+// Neither store defaults ConnectedAt either: Service.Connect always sets it,
+// and the 10-second rule on 410 (DeleteGoneConnection) depends on it.
+func testConnectedAtRequired(t *testing.T, s notify.ConnectionStore, n names) {
+	c := newConn(n.conn("noconnectedat"), n.user("42"), n.group("plant-3"))
+	c.ConnectedAt = time.Time{}
+	if err := s.SaveConnection(t.Context(), c); notify.ErrorCode(err) != notify.EINVALID {
+		t.Errorf("SaveConnection without ConnectedAt = %v, want EINVALID", err)
 	}
 	wantNotFound(t, s, c.ID)
 	wantIDs(t, "by user", reach(t, s, n, notify.Target{Users: []string{c.UserID}}))
