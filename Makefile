@@ -76,7 +76,7 @@ run:
 # flags to it (e.g. BENCHFLAGS='-runs 3 -skip-coldstart').
 bench:
 	@test -d tools/node_modules/dynalite || npm ci --prefix tools --no-audit --no-fund
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/apigw/ ./internal/memory/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/apigw/ ./internal/memory/ ./internal/notify/
 	$(GO) run ./bench/cmd/notifybench $(BENCHFLAGS)
 
 fmt:

@@ -242,18 +242,17 @@ func testErrorFrames(t *testing.T, b backend) {
 			t.Errorf("%s: got %v, want code %s and a message naming %q", tc.frame, m, tc.code, tc.field)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageBinary, []byte(`{"action":"ping"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if m := c.nextOfType(t, "error"); m["code"] != "bad_request" {
-		t.Errorf("binary frame: %v, want bad_request", m)
-	}
 	// Errors never close the socket.
 	c.send(t, `{"action":"ping","ref":"still-open"}`)
 	if m := c.nextOfType(t, "pong"); m["ref"] != "still-open" {
 		t.Fatalf("pong %v", m)
+	}
+	// A binary message does, with 1003, as API Gateway does (PROTOCOL.md §3).
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_ = c.conn.Write(ctx, websocket.MessageBinary, []byte(`{"action":"ping"}`))
+	if code := c.closed(t); code != websocket.StatusUnsupportedData {
+		t.Errorf("binary frame: closed with %v, want 1003", code)
 	}
 }
 

@@ -177,16 +177,6 @@ func (i *Inbox) unexpired() ex.Builder {
 	return ex.NewBuilder().WithFilter(ex.Name(AttrExpiresAt).GreaterThan(ex.Value(i.now().Unix())))
 }
 
-// getItem reads the item under k with a consistent read into v, and
-// reports whether there is one.
-func (i *Inbox) getItem(ctx context.Context, k key, v any) (bool, error) {
-	out, err := i.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &i.table, Key: marshal(k), ConsistentRead: aws.Bool(true)})
-	if err != nil || len(out.Item) == 0 {
-		return false, err
-	}
-	return true, attributevalue.UnmarshalMap(out.Item, v)
-}
-
 // ClaimIdempotencyKey claims key for holder with a conditional PutItem that
 // succeeds only when no unexpired claim exists. When another claim holds the
 // key, it reads that claim (consistently) and returns it.
@@ -209,7 +199,7 @@ func (i *Inbox) ClaimIdempotencyKey(ctx context.Context, k, holder string, expir
 			return notify.IdempotencyClaim{}, internal(err, "claiming idempotency key")
 		}
 		var c idemItem
-		found, err := i.getItem(ctx, idemKey(k), &c)
+		found, err := getItem(ctx, i.db, i.table, idemKey(k), &c)
 		if err != nil {
 			return notify.IdempotencyClaim{}, internal(err, "reading idempotency key")
 		}
@@ -586,7 +576,7 @@ func (i *Inbox) CountUnread(ctx context.Context, userID string, streams []string
 		return 0, nil
 	}
 	var wm readItem
-	if _, err := i.getItem(ctx, watermarkKey(userID), &wm); err != nil {
+	if _, err := getItem(ctx, i.db, i.table, watermarkKey(userID), &wm); err != nil {
 		return 0, internal(err, "reading read watermark")
 	}
 

@@ -206,7 +206,7 @@ func (s *Store) cleanup(ctx context.Context, id, userID string, groups []string)
 // when it is not stored or has expired.
 func (s *Store) GetConnection(ctx context.Context, id string) (notify.Connection, error) {
 	var it item
-	found, err := s.getItem(ctx, connKey(id), &it)
+	found, err := getItem(ctx, s.db, s.table, connKey(id), &it)
 	if err != nil {
 		return notify.Connection{}, internal(err, "reading connection")
 	}
@@ -218,8 +218,8 @@ func (s *Store) GetConnection(ctx context.Context, id string) (notify.Connection
 
 // getItem reads the item under k with a consistent read into v, and
 // reports whether there is one.
-func (s *Store) getItem(ctx context.Context, k key, v any) (bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: marshal(k), ConsistentRead: aws.Bool(true)})
+func getItem(ctx context.Context, db api, table string, k key, v any) (bool, error) {
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: marshal(k), ConsistentRead: aws.Bool(true)})
 	if err != nil || len(out.Item) == 0 {
 		return false, err
 	}
@@ -231,7 +231,7 @@ func (s *Store) getItem(ctx context.Context, k key, v any) (bool, error) {
 // An unknown id is not an error.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	var it item
-	found, err := s.getItem(ctx, connKey(id), &it)
+	found, err := getItem(ctx, s.db, s.table, connKey(id), &it)
 	if err != nil {
 		return internal(err, "reading connection")
 	}
@@ -356,6 +356,20 @@ func (s *Store) ForEachTarget(ctx context.Context, t notify.Target, fn func(page
 // pages follow.
 type read func(context.Context) (items []map[string]types.AttributeValue, more bool, err error)
 
+// pages makes a read of a Query or Scan paginator's next page.
+func pages[O any, P interface {
+	HasMorePages() bool
+	NextPage(context.Context, ...func(*dynamodb.Options)) (O, error)
+}](p P, items func(O) []map[string]types.AttributeValue) read {
+	return func(ctx context.Context) ([]map[string]types.AttributeValue, bool, error) {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		return items(out), p.HasMorePages(), nil
+	}
+}
+
 // reads returns the reads of ForEachTarget: a Query of each user's and
 // group's partition, or the Scan segments of a broadcast.
 func (s *Store) reads(t notify.Target) []read {
@@ -373,13 +387,7 @@ func (s *Store) reads(t notify.Target) []read {
 				FilterExpression: expr.Filter(), ProjectionExpression: expr.Projection(),
 				ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 			})
-			reads = append(reads, func(ctx context.Context) ([]map[string]types.AttributeValue, bool, error) {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					return nil, false, err
-				}
-				return out.Items, p.HasMorePages(), nil
-			})
+			reads = append(reads, pages(p, func(o *dynamodb.ScanOutput) []map[string]types.AttributeValue { return o.Items }))
 		}
 		return reads
 	}
@@ -402,13 +410,7 @@ func (s *Store) reads(t notify.Target) []read {
 			ProjectionExpression: expr.Projection(), ExpressionAttributeNames: expr.Names(),
 			ExpressionAttributeValues: expr.Values(),
 		})
-		reads = append(reads, func(ctx context.Context) ([]map[string]types.AttributeValue, bool, error) {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, false, err
-			}
-			return out.Items, p.HasMorePages(), nil
-		})
+		reads = append(reads, pages(p, func(o *dynamodb.QueryOutput) []map[string]types.AttributeValue { return o.Items }))
 	}
 	return reads
 }
@@ -443,7 +445,7 @@ func (s *Store) RevokedAt(ctx context.Context, userID string) (time.Time, error)
 		RevokedAt int64 `dynamodbav:"revokedAt"`
 		ExpiresAt int64 `dynamodbav:"expiresAt"`
 	}
-	found, err := s.getItem(ctx, revokedKey(userID), &r)
+	found, err := getItem(ctx, s.db, s.table, revokedKey(userID), &r)
 	if err != nil {
 		return time.Time{}, internal(err, "reading revocation")
 	}

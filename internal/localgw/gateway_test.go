@@ -433,7 +433,6 @@ func TestRouteSelection(t *testing.T) {
 		{websocket.MessageText, `{"action":5}`, "$default", `echo:{"action":5}`},
 		{websocket.MessageText, `not json`, "$default", `echo:not json`},
 		{websocket.MessageText, `{"action":"$connect"}`, "$default", `echo:{"action":"$connect"}`},
-		{websocket.MessageBinary, "\x00\x01raw", "$default", "echo:binary:\x00\x01raw"},
 	}
 	for _, tc := range cases {
 		if err := c.Write(ctx, tc.typ, []byte(tc.frame)); err != nil {
@@ -446,8 +445,8 @@ func TestRouteSelection(t *testing.T) {
 		if ev.RequestContext.RouteKey != tc.route {
 			t.Errorf("%q: route %q, want %q", tc.frame, ev.RequestContext.RouteKey, tc.route)
 		}
-		if want := tc.typ == websocket.MessageBinary; ev.IsBase64Encoded != want {
-			t.Errorf("%q: isBase64Encoded %v", tc.frame, ev.IsBase64Encoded)
+		if ev.IsBase64Encoded {
+			t.Errorf("%q: isBase64Encoded", tc.frame)
 		}
 	}
 
@@ -607,6 +606,26 @@ func TestPostDuringConnectIsGone(t *testing.T) {
 	}
 	if got := read(t, c); got != "now" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// API Gateway accepts no binary frames from clients: a binary message of any
+// size closes the socket with 1003 and reaches no function.
+func TestBinaryMessageCloses1003(t *testing.T) {
+	s := newStack(t, nil)
+	c, id := s.dial(t, "token=good")
+	_ = c.Write(context.Background(), websocket.MessageBinary, []byte(`{"action":"ping"}`))
+	if ce := readClose(t, c); ce.Code != websocket.StatusUnsupportedData {
+		t.Errorf("closed with %v, want 1003", ce)
+	}
+	disc := decodeEvent(t, receive(t, s.disconnects, "DISCONNECT event"))
+	if disc.RequestContext.ConnectionID != id || disc.RequestContext.DisconnectStatusCode != int64(websocket.StatusUnsupportedData) {
+		t.Errorf("$disconnect %+v, want connection %s with 1003", disc.RequestContext, id)
+	}
+	select {
+	case m := <-s.messages:
+		t.Errorf("a binary message reached a function: %s", m)
+	default:
 	}
 }
 

@@ -206,18 +206,19 @@ func (g *Gateway) readLoop(c *connection) {
 			g.finishClosed(c, err)
 			return
 		}
-		if len(data) > limit {
-			code := closeTooBig
-			if typ == websocket.MessageBinary {
-				code = closeUnsupported
-			}
-			// Closed from this goroutine: Close discards the rest of the message while waiting
-			// for the client's close frame.
-			g.closeConnSync(c, code, "Message too big")
+		// Closed from this goroutine: Close discards the rest of the message while waiting
+		// for the client's close frame.
+		switch {
+		case typ == websocket.MessageBinary:
+			// API Gateway accepts no binary frames from clients (PROTOCOL.md §3).
+			g.closeConnSync(c, closeUnsupported, "Binary frames are not supported")
+			return
+		case len(data) > limit:
+			g.closeConnSync(c, closeTooBig, "Message too big")
 			return
 		}
 		c.touch()
-		g.dispatch(c, typ, data)
+		g.dispatch(c, data)
 	}
 }
 
@@ -305,12 +306,10 @@ func (g *Gateway) checkIdle(c *connection) {
 }
 
 // dispatch routes one message and invokes its function.
-func (g *Gateway) dispatch(c *connection, typ websocket.MessageType, data []byte) {
+func (g *Gateway) dispatch(c *connection, data []byte) {
 	routeKey := "$default"
-	if typ == websocket.MessageText {
-		if key, ok := g.selectRoute(data); ok {
-			routeKey = key
-		}
+	if key, ok := g.selectRoute(data); ok {
+		routeKey = key
 	}
 	messageID := newID()
 	name, ok := g.cfg.Routes[routeKey]
@@ -322,12 +321,7 @@ func (g *Gateway) dispatch(c *connection, typ websocket.MessageType, data []byte
 	now := time.Now()
 	ev := g.baseEvent(c, routeKey, "MESSAGE", now)
 	ev.RequestContext.MessageID = messageID
-	if typ == websocket.MessageBinary {
-		ev.Body = base64.StdEncoding.EncodeToString(data)
-		ev.IsBase64Encoded = true
-	} else {
-		ev.Body = string(data)
-	}
+	ev.Body = string(data)
 	inv, err := g.invoke(context.Background(), name, mustJSON(ev))
 	if err != nil || inv.fnErr != nil {
 		g.log.Warn("integration failed", "connectionId", c.id, "route", routeKey, "error", invokeFailure(err, inv))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // DisconnectResult is PublishFunction's answer to a disconnect request
@@ -29,20 +31,29 @@ func (s *Service) DisconnectTargets(ctx context.Context, req PublishRequest) (Di
 		reason = req.Disconnect.Reason
 	}
 	at := s.now().Truncate(time.Second)
+	// Concurrently, each call bounded: up to 1,000 users, at most
+	// answerConcurrency writes at once.
+	var g errgroup.Group
+	g.SetLimit(answerConcurrency)
 	for _, u := range uniqueStrings(req.Users) {
-		callCtx, cancel := context.WithTimeout(ctx, s.callTimeout())
-		err := s.Connections.RevokeUser(callCtx, u, at, at.Add(RevocationWindow))
-		cancel()
-		if err != nil {
-			return res, Wrap(EINTERNAL, err, "recording the revocation of user "+u+" failed; no socket was closed; retry")
-		}
+		g.Go(func() error {
+			callCtx, cancel := context.WithTimeout(ctx, s.callTimeout())
+			defer cancel()
+			if err := s.Connections.RevokeUser(callCtx, u, at, at.Add(RevocationWindow)); err != nil {
+				return Wrap(EINTERNAL, err, "recording the revocation of user "+u+" failed; no socket was closed; retry")
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
 	}
 	frame, err := EncodeJSON(DisconnectedFrame{Type: "disconnected", Code: DisconnectRevoked, Reason: reason})
 	if err != nil {
 		return res, Wrap(EINTERNAL, err, "marshal disconnected frame")
 	}
 	var disconnected, gone, failed atomic.Int64
-	handed, walkErr := s.forEachConnection(ctx, req.Target(), s.concurrency(), s.storeTimeout(), func(c Connection) {
+	handed, walkErr := s.forEachConnection(ctx, req.Target(), s.concurrency(), s.now().Add(s.storeTimeout()), func(c Connection) {
 		switch s.sendAndClose(ctx, s.Sender, c.ID, frame) {
 		case closedNow:
 			disconnected.Add(1)

@@ -396,3 +396,102 @@ func TestPendingClaimIsNotADuplicate(t *testing.T) {
 		t.Fatal("sent while another call held the key")
 	}
 }
+
+// hangingStore is a memory store whose deletes and second page never come
+// back until the caller gives up, like a DynamoDB that stops answering
+// after the notification was stored.
+type hangingStore struct {
+	*memory.Store
+	firstPageAfter time.Duration
+}
+
+func (h hangingStore) DeleteGoneConnection(ctx context.Context, id string, before time.Time) (bool, error) {
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+func (h hangingStore) DeleteConnection(ctx context.Context, id string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (h hangingStore) ForEachTarget(ctx context.Context, t notify.Target, fn func([]notify.Connection) error) error {
+	time.Sleep(h.firstPageAfter)
+	var all []notify.Connection
+	if err := h.Store.ForEachTarget(ctx, t, func(p []notify.Connection) error { all = append(all, p...); return nil }); err != nil {
+		return err
+	}
+	if err := fn(all[:1]); err != nil { // one page, then storage stops answering
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Once the notification is stored and sending has begun, a storage that
+// stops answering (the 410 cleanup, closing an expired connection, the next
+// page) still cannot hold the answer past PublishTimeout: what was sent is
+// reported.
+func TestPublishAnswersByTheDeadlineWhenStorageStopsMidWalk(t *testing.T) {
+	s, store, sender := newService(t)
+	s.CallTimeout = 100 * time.Millisecond
+	s.StoreTimeout = 300 * time.Millisecond
+	s.PublishTimeout = 600 * time.Millisecond
+	now := time.Now()
+	for _, c := range []notify.ConnectRequest{
+		{ID: "a-gone", UserID: "42", ConnectedAt: now.Add(-time.Hour)},
+		{ID: "b-expired", UserID: "42", ConnectedAt: now.Add(-time.Hour), TokenExpiresAt: now.Add(-time.Hour)},
+		{ID: "c-live", UserID: "42", ConnectedAt: now.Add(-time.Hour)},
+	} {
+		if err := connectAs(t, s, nil, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sender.gone["a-gone"] = true
+	for _, tc := range []struct {
+		name      string
+		firstPage time.Duration
+	}{{"first page at once", 0}, {"first page late", 400 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.Connections = hangingStore{Store: store, firstPageAfter: tc.firstPage}
+			start := time.Now()
+			res, err := publishErr(s, `{"users":["42"],"notification":{"type":"t"}}`)
+			if took := time.Since(start); took > s.PublishTimeout+200*time.Millisecond {
+				t.Errorf("answered after %v, past PublishTimeout %v", took, s.PublishTimeout)
+			}
+			if err != nil || res.Connections != 1 || res.Connections != res.Delivered+res.Gone+res.Failed {
+				t.Errorf("result %+v, %v; want what the one page reached, counted", res, err)
+			}
+		})
+	}
+	s.Connections = hangingStore{Store: store}
+	var all []notify.Connection
+	_ = store.ForEachTarget(context.Background(), notify.Target{Users: []string{"42"}}, func(p []notify.Connection) error { all = append(all, p...); return nil })
+	for _, c := range all { // each connection first, in turn: its cleanup hangs
+		s.Connections = firstOnly{hangingStore{Store: store}, c.ID}
+		start := time.Now()
+		if _, err := publishErr(s, `{"users":["42"],"notification":{"type":"t"}}`); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > s.PublishTimeout+200*time.Millisecond {
+			t.Errorf("%s first: answered after %v, past PublishTimeout %v", c.ID, took, s.PublishTimeout)
+		}
+	}
+}
+
+// firstOnly hands out only connection id, then ends the walk.
+type firstOnly struct {
+	hangingStore
+	id string
+}
+
+func (f firstOnly) ForEachTarget(ctx context.Context, t notify.Target, fn func([]notify.Connection) error) error {
+	return f.Store.ForEachTarget(ctx, t, func(p []notify.Connection) error {
+		for _, c := range p {
+			if c.ID == f.id {
+				return fn([]notify.Connection{c})
+			}
+		}
+		return nil
+	})
+}

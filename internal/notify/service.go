@@ -184,7 +184,7 @@ func (s *Service) enforceConnectionCap(ctx context.Context, sender Sender, userI
 	if err != nil {
 		return err
 	}
-	conns = uniqueConnections(conns)
+	conns = uniqueBy(conns, func(c Connection) string { return c.ID })
 	excess := len(conns) - s.MaxConnections()
 	if !slices.ContainsFunc(conns, func(c Connection) bool { return c.ID == newID }) {
 		// Not visible yet (an eventually consistent read): it counts all the same.
@@ -255,18 +255,6 @@ const (
 	closedGone
 	closeFailed
 )
-
-func uniqueConnections(in []Connection) []Connection {
-	seen := make(map[string]struct{}, len(in))
-	out := in[:0]
-	for _, c := range in {
-		if _, dup := seen[c.ID]; !dup {
-			seen[c.ID] = struct{}{}
-			out = append(out, c)
-		}
-	}
-	return out
-}
 
 // Disconnect forgets a connection and its memberships.
 func (s *Service) Disconnect(ctx context.Context, id string) error {
@@ -597,8 +585,7 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte, dead
 	now := s.now()
 	goneBefore := now.Add(-s.goneGrace())
 	var delivered, gone, failed atomic.Int64
-	firstWait := max(deadline.Sub(now), s.firstPageReserve())
-	handed, walkErr := s.forEachConnection(ctx, target, s.concurrency(), firstWait, func(c Connection) {
+	handed, walkErr := s.forEachConnection(ctx, target, s.concurrency(), deadline, func(c Connection) {
 		if c.TokenExpired(now) {
 			s.closeExpired(ctx, c)
 			gone.Add(1)
@@ -642,17 +629,25 @@ func (s *Service) deliver(ctx context.Context, target Target, frame []byte, dead
 
 // forEachConnection walks the connections target reaches, page by page,
 // and calls visit for each once, at most workers at a time, so that the walk
-// overlaps with the visits. It returns how many connections it
-// handed to visit. A store that yields no first page within firstWait, or
-// no next page within StoreTimeout, stops the walk (an EINTERNAL error), so
-// a stalled storage cannot hold the caller however many pages a long walk
+// overlaps with the visits. It returns how many connections it handed to
+// visit. A store that yields no page by deadline, or, once a long walk is
+// past it, none for StoreTimeout, stops the walk (an EINTERNAL error), so a
+// stalled storage cannot hold the caller however many pages a long walk
 // legitimately reads.
-func (s *Service) forEachConnection(ctx context.Context, target Target, workers int, firstWait time.Duration, visit func(Connection)) (int, error) {
+func (s *Service) forEachConnection(ctx context.Context, target Target, workers int, deadline time.Time, visit func(Connection)) (int, error) {
 	walkCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := s.storeTimeout()
+	// How long the walk may wait for its next page: until the deadline
+	// (at least firstPageReserve), and once a long walk is past it,
+	// StoreTimeout per page.
+	patience := func() time.Duration {
+		if left := deadline.Sub(s.now()); left > 0 {
+			return max(left, s.firstPageReserve())
+		}
+		return s.storeTimeout()
+	}
 	errStalled := Errorf(EINTERNAL, "finding target connections: storage stopped answering")
-	watchdog := time.AfterFunc(firstWait, func() { cancel(errStalled) })
+	watchdog := time.AfterFunc(patience(), func() { cancel(errStalled) })
 	defer watchdog.Stop()
 
 	var g errgroup.Group
@@ -661,7 +656,7 @@ func (s *Service) forEachConnection(ctx context.Context, target Target, workers 
 	handed := 0
 	walkErr := s.Connections.ForEachTarget(walkCtx, target, func(page []Connection) error {
 		watchdog.Stop()
-		defer watchdog.Reset(stall)
+		defer func() { watchdog.Reset(patience()) }()
 		for _, c := range page {
 			if _, dup := seen[c.ID]; dup {
 				continue
@@ -702,6 +697,8 @@ func (s *Service) forgetGone(ctx context.Context, c Connection, cutoff time.Time
 	if !c.ConnectedAt.IsZero() && !c.ConnectedAt.Before(cutoff) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.callTimeout())
+	defer cancel()
 	if _, err := s.Connections.DeleteGoneConnection(ctx, c.ID, cutoff); err != nil {
 		LoggerFrom(ctx).Warn("removing gone connection failed", "connectionId", c.ID, "error", err.Error())
 	}
@@ -718,6 +715,8 @@ func (s *Service) closeExpired(ctx context.Context, c Connection) {
 // forget removes a connection the service closed, best effort: its
 // $disconnect does the same, and the store's TTL covers both failing.
 func (s *Service) forget(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, s.callTimeout())
+	defer cancel()
 	if err := s.Connections.DeleteConnection(ctx, id); err != nil {
 		LoggerFrom(ctx).Warn("removing a closed connection failed", "connectionId", id, "error", err.Error())
 	}
@@ -731,17 +730,21 @@ func positiveOr[T int | time.Duration](v, def T) T {
 	return def
 }
 
-func uniqueStrings(in []string) []string {
-	seen := make(map[string]struct{}, len(in))
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if _, dup := seen[s]; !dup {
-			seen[s] = struct{}{}
-			out = append(out, s)
+// uniqueBy returns in's items without repeats by key, in the order of
+// their first occurrence, in a new slice.
+func uniqueBy[T any, K comparable](in []T, key func(T) K) []T {
+	seen := make(map[K]struct{}, len(in))
+	out := make([]T, 0, len(in))
+	for _, v := range in {
+		if _, dup := seen[key(v)]; !dup {
+			seen[key(v)] = struct{}{}
+			out = append(out, v)
 		}
 	}
 	return out
 }
+
+func uniqueStrings(in []string) []string { return uniqueBy(in, func(s string) string { return s }) }
 
 var (
 	entropyMu sync.Mutex

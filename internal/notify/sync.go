@@ -214,7 +214,7 @@ func (s *Service) read(ctx context.Context, sender Sender, connectionID string, 
 	// Concurrently, bounded: one after another, a user's sockets at the
 	// Management API's round trip would outlast the function's timeout.
 	var ownSent atomic.Bool
-	_, walkErr := s.forEachConnection(ctx, Target{Users: []string{v.userID}}, answerConcurrency, s.storeTimeout(), func(c Connection) {
+	_, walkErr := s.forEachConnection(ctx, Target{Users: []string{v.userID}}, answerConcurrency, s.now().Add(s.storeTimeout()), func(c Connection) {
 		if c.ID == connectionID {
 			ownSent.Store(true)
 			send(c.ID, own)
