@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -66,6 +67,9 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		}
 		noNetworkCredentials()
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+		// The EMF lines as Lambda writes them, so a developer sees what
+		// CloudWatch would graph (docs/PROTOCOL.md §9).
+		opts.Metrics = &lineWriter{w: stderr}
 
 		// The demo page (web/) and its development tokens, minted by the
 		// stack once it runs, and only while it verifies with the
@@ -120,4 +124,17 @@ func localFlags(fs *flag.FlagSet, env func(string) string) runFunc {
 		}
 		return nil
 	}
+}
+
+// lineWriter serialises writes, so that lines written by functions running
+// at once never interleave.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -307,6 +307,13 @@ func TestLocalPublishListen(t *testing.T) {
 	if l := listen.line(t); !strings.Contains(l, res.ID) {
 		t.Fatalf("listen printed %q, want notification %s", l, res.ID)
 	}
+	// The stack's log carries the EMF lines Lambda would write (PROTOCOL.md §9).
+	emf := regexp.MustCompile(`(?m)^\{"_aws":\{.*"Namespace":"WorkOrderNotify".*"Function":"PublishFunction".*"Deliveries":2`)
+	for deadline := time.Now().Add(wait); !emf.MatchString(local.stderr.String()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no PublishFunction EMF line with Deliveries 2 in the stack's log:\n%s", local.stderr)
+		}
+	}
 
 	// A function error: its type and message, exit 1.
 	_, errOut, code = notify(t, bin, "publish", "--endpoint-url", endpoint, "--user", "42", "--type", "x", "--data", `[1]`)

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
+	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -128,6 +129,40 @@ var throttleCodes = map[string]struct{}{
 }
 
 func newRetryer(opts Options) aws.Retryer {
+	return throttleCounter{newStandardRetryer(opts)}
+}
+
+// throttleCounter counts, in the metrics.Record of the call's context (if
+// any: PublishFunction's invocations carry one), each 429 that is retried:
+// the Throttled metric (docs/PROTOCOL.md §9).
+//
+// It hooks GetRetryToken rather than watching every attempt's answer: the
+// retry middleware asks for a retry token only once it has decided to retry
+// (the error is retryable and attempts are left), so a 429 on the last
+// attempt, which is not retried, is not counted; and a post that succeeds
+// first time runs no code of this type at all.
+type throttleCounter struct {
+	aws.RetryerV2
+}
+
+func (r throttleCounter) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
+	if err == nil && isThrottle(opErr) {
+		metrics.FromContext(ctx).Add(metrics.Throttled, 1)
+	}
+	return release, err
+}
+
+// isThrottle reports whether err is a 429 answer.
+func isThrottle(err error) bool {
+	if httpStatus(err) == http.StatusTooManyRequests {
+		return true
+	}
+	_, ok := throttleCodes[errorCode(err)]
+	return ok
+}
+
+func newStandardRetryer(opts Options) *retry.Standard {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = opts.MaxAttempts
 		o.MaxBackoff = opts.MaxBackoff

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"github.com/workorders/notify/internal/auth"
 	"github.com/workorders/notify/internal/dynamo"
 	"github.com/workorders/notify/internal/lambdaevents"
+	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -39,6 +41,15 @@ type Deps struct {
 	AWSConfig *aws.Config
 	// Logger replaces the JSON logger on standard output.
 	Logger *slog.Logger
+	// Metrics receives the function's EMF objects (docs/PROTOCOL.md §9),
+	// one JSON object per invocation and line. Nil means standard output,
+	// where Lambda's CloudWatch Logs reads them, unless MetricsToLog.
+	Metrics io.Writer
+	// MetricsToLog logs each EMF object through the function's logger
+	// instead, as an Info record "metrics" whose "emf" attribute is the
+	// object (metrics.NewLogEmitter): the local stack's choice, so that its
+	// log shows the lines production would graph.
+	MetricsToLog bool
 }
 
 // NewHandler builds the handler of one function (a logical ID such as
@@ -54,6 +65,9 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 	log = log.With("function", function)
 	h := &lambdaevents.Handlers{Logger: log}
 	var err error
+	if h.Metrics, err = newEmitter(cfg, function, &deps); err != nil {
+		return nil, err
+	}
 	switch function {
 	case ConnectFunction:
 		if h.Origins, err = auth.ParseOrigins(cfg.get(EnvAllowedOrigins)); err != nil {
@@ -113,6 +127,24 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction)
 }
 
+// newEmitter builds the function's EMF emitter on METRICS_NAMESPACE.
+func newEmitter(cfg envConfig, function string, deps *Deps) (*metrics.Emitter, error) {
+	namespace := cfg.get(EnvMetricsNamespace)
+	if namespace == "" {
+		namespace = metrics.DefaultNamespace
+	}
+	if err := metrics.ValidNamespace(namespace); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %s: %w", EnvMetricsNamespace, err)
+	}
+	switch {
+	case deps.MetricsToLog:
+		return metrics.NewLogEmitter(namespace, function), nil
+	case deps.Metrics != nil:
+		return metrics.NewEmitter(namespace, function, deps.Metrics), nil
+	}
+	return metrics.NewEmitter(namespace, function, os.Stdout), nil
+}
+
 // eventSenders returns the Management API sender for an event's API:
 // MANAGEMENT_API_ENDPOINT when set, else the endpoint built from the event's
 // API id, the region and its stage.
@@ -135,7 +167,9 @@ func eventSenders(ctx context.Context, cfg envConfig, deps *Deps) (func(events.A
 // Main is the whole of functions/<name>/main.go: it builds the function's
 // handler from the process environment and starts it, or, when the
 // configuration is incomplete, logs why and exits 1 (a cold-start failure
-// that names the variable).
+// that names the variable). It logs JSON on standard output at the level of
+// AWS_LAMBDA_LOG_LEVEL (LogLevel; INFO when unset); the EMF metric lines go
+// to standard output too, whatever the level.
 func Main(function string) {
 	env := map[string]string{}
 	for _, name := range FunctionEnv[function] {
@@ -143,12 +177,28 @@ func Main(function string) {
 			env[name] = v
 		}
 	}
-	handler, err := NewHandler(context.Background(), function, env, Deps{})
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: LogLevel(os.Getenv(EnvLambdaLogLevel))}))
+	handler, err := NewHandler(context.Background(), function, env, Deps{Logger: logger})
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("configuration error", "function", function, "error", err.Error())
 		os.Exit(1)
 	}
 	lambda.Start(handler)
+}
+
+// LogLevel is the slog level of an AWS_LAMBDA_LOG_LEVEL value: DEBUG, INFO,
+// WARN or ERROR (any case), TRACE as debug and FATAL as error (slog has
+// neither); anything else, or nothing, is INFO.
+func LogLevel(v string) slog.Level {
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "TRACE", "DEBUG":
+		return slog.LevelDebug
+	case "WARN", "WARNING":
+		return slog.LevelWarn
+	case "ERROR", "FATAL":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // newService builds the service with the stores a function uses: every

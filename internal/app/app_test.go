@@ -119,14 +119,34 @@ func readJSON(t *testing.T, name string, v any) {
 }
 
 type harness struct {
-	store *memory.Store
-	mgmt  *managementAPI
-	logs  *bytes.Buffer
-	mu    sync.Mutex
+	store   *memory.Store
+	mgmt    *managementAPI
+	logs    *bytes.Buffer
+	mu      sync.Mutex
+	metrics lines // the functions' EMF lines (Deps.Metrics)
 }
 
 func newHarness(t *testing.T) *harness {
 	return &harness{store: memory.New(), mgmt: newManagementAPI(t), logs: &bytes.Buffer{}}
+}
+
+// lines is an io.Writer that keeps what it is given, one Write per line.
+type lines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func (l *lines) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
 }
 
 func (h *harness) Write(p []byte) (int, error) {
@@ -142,6 +162,7 @@ func (h *harness) handler(t *testing.T, function string, env map[string]string) 
 	}
 	handler, err := app.NewHandler(context.Background(), function, env, app.Deps{
 		Connections: h.store, Inbox: h.store, AWSConfig: staticConfig(), Logger: slog.New(slog.NewJSONHandler(h, nil)),
+		Metrics: &h.metrics,
 	})
 	if err != nil {
 		t.Fatalf("NewHandler(%s): %v", function, err)
@@ -315,12 +336,15 @@ func (brokenStore) SaveConnection(context.Context, notify.Connection) error {
 func TestConnectStorageFailureIs500(t *testing.T) {
 	h := newHarness(t)
 	handler, err := app.NewHandler(context.Background(), app.ConnectFunction, sampleEnv(t, app.ConnectFunction, ""),
-		app.Deps{Connections: brokenStore{h.store}, AWSConfig: staticConfig(), Logger: slog.New(slog.NewJSONHandler(h, nil))})
+		app.Deps{Connections: brokenStore{h.store}, AWSConfig: staticConfig(), Logger: slog.New(slog.NewJSONHandler(h, nil)), Metrics: &h.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := invokeStatus(t, handler, readEvent(t, "connect.json")); got != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", got)
+	}
+	if m := h.metricsOf(t, app.ConnectFunction); len(m) != 1 || m[0].Strings["Reason"] != "storage" || m[0].Values["ConnectsRefused"] != 1 {
+		t.Errorf("metrics %+v, want one refusal for storage", m)
 	}
 }
 
@@ -377,5 +401,9 @@ func TestDefaultRefusesBinaryMessages(t *testing.T) {
 	f := h.mgmt.frames(sampleConnection)
 	if len(f) != 1 || !strings.Contains(f[0], `"code":"bad_request"`) || !strings.Contains(f[0], "binary") {
 		t.Errorf("answer %q, want one bad_request frame about binary frames", f)
+	}
+	// Whatever the bytes say, a binary frame has no action.
+	if m := h.metricsOf(t, app.DefaultFunction); len(m) != 1 || m[0].Strings["Action"] != "invalid" || m[0].Values["FrameErrors"] != 1 {
+		t.Errorf("metrics %+v, want Action invalid, FrameErrors 1", m)
 	}
 }

@@ -22,7 +22,16 @@ const (
 	// EnvMaxConnectionsPerUser caps a user's open connections; the oldest
 	// are closed when a new one would exceed it (docs/PROTOCOL.md §2).
 	EnvMaxConnectionsPerUser = "MAX_CONNECTIONS_PER_USER"
+	// EnvMetricsNamespace is the CloudWatch namespace of every function's
+	// EMF metrics (docs/PROTOCOL.md §9); metrics.DefaultNamespace
+	// (WorkOrderNotify) when unset.
+	EnvMetricsNamespace = "METRICS_NAMESPACE"
 )
+
+// EnvLambdaLogLevel is set by Lambda itself (not by template.yaml's
+// Variables) when the function's LoggingConfig has an ApplicationLogLevel:
+// the level of the JSON logger app.Main builds (LogLevel).
+const EnvLambdaLogLevel = "AWS_LAMBDA_LOG_LEVEL"
 
 // Function logical IDs, as in template.yaml and docs/PROTOCOL.md §1.
 const (
@@ -38,13 +47,15 @@ var FunctionEnv = map[string][]string{
 	ConnectFunction: {
 		EnvJWTSecret, EnvJWTJWKSURL, EnvJWTIssuer, EnvJWTAudience, EnvJWTGroupsClaim,
 		EnvAllowedOrigins, EnvConnectionsTable, EnvManagementEndpoint, EnvMaxConnectionsPerUser,
+		EnvMetricsNamespace,
 	},
-	DisconnectFunction: {EnvConnectionsTable},
+	DisconnectFunction: {EnvConnectionsTable, EnvMetricsNamespace},
 	DefaultFunction: {
 		EnvConnectionsTable, EnvNotificationsTable, EnvRetentionDays, EnvManagementEndpoint,
+		EnvMetricsNamespace,
 	},
 	PublishFunction: {
 		EnvConnectionsTable, EnvNotificationsTable, EnvRetentionDays, EnvManagementEndpoint,
-		EnvPublishConcurrency,
+		EnvPublishConcurrency, EnvMetricsNamespace,
 	},
 }

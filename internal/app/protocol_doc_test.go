@@ -17,6 +17,7 @@ import (
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/devstack"
 	"github.com/workorders/notify/internal/lambdaevents"
+	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -112,13 +113,25 @@ func TestProtocolDocumentsTheCode(t *testing.T) {
 
 	add("Lambda errorType", publish, lambdaevents.ValidationErrorType, lambdaevents.InternalErrorType)
 
-	// Environment: what each function reads, and the metrics namespace (§9, planned: no code
-	// reads it yet).
+	// Environment: what each function reads (METRICS_NAMESPACE among them).
 	var env []string
 	for _, vars := range app.FunctionEnv {
 		env = append(env, vars...)
 	}
-	add("environment variable", config, append(env, "METRICS_NAMESPACE")...)
+	add("environment variable", config, env...)
+
+	// §9: the EMF metrics, their units, dimensions and dimension values, and the default
+	// namespace.
+	ops := []string{"9"}
+	add("metric", ops, metrics.Publishes, metrics.Deliveries, metrics.Gone, metrics.Failed,
+		metrics.Throttled, metrics.Duplicates, metrics.FanoutConnections, metrics.PublishLatency,
+		metrics.StoreLatency, metrics.Connects, metrics.ConnectsRefused, metrics.Frames,
+		metrics.FrameErrors, metrics.Disconnects)
+	add("metric unit", ops, string(metrics.Count), string(metrics.Milliseconds))
+	add("metric dimension", ops, metrics.DimensionFunction, metrics.DimensionReason, metrics.DimensionAction)
+	add("metric dimension value", ops, metrics.ReasonOrigin, metrics.ReasonToken, metrics.ReasonRevoked,
+		metrics.ReasonStorage, metrics.ActionInvalid, notify.ActionPing, notify.ActionSync, notify.ActionRead)
+	add("metrics namespace", ops, metrics.DefaultNamespace, app.EnvMetricsNamespace)
 	add("local stack environment variable", local, devstack.EnvAddr, devstack.EnvDynamoDBEndpoint)
 
 	for _, name := range slices.Sorted(maps.Keys(want)) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -84,6 +85,16 @@ type Options struct {
 	// here rather than by app. It lets tests delay or observe the inbox's
 	// calls (a held-back store write, say). Nil changes nothing.
 	WrapInbox func(notify.InboxStore) notify.InboxStore
+	// WrapConnections is a test hook like WrapInbox, for the connection
+	// store of every function (on DynamoDB the stack then builds it itself,
+	// with dynamo.New on CONNECTIONS_TABLE): tests can, say, lose a
+	// $disconnect's delete so that a closed socket stays stored and a
+	// publish meets its 410. Nil changes nothing.
+	WrapConnections func(notify.ConnectionStore) notify.ConnectionStore
+	// Metrics, when set, receives the functions' EMF objects as the JSON
+	// lines Lambda would write to standard output (docs/PROTOCOL.md §9);
+	// otherwise each is logged through Logger as a "metrics" record.
+	Metrics io.Writer
 }
 
 // Stack is a running local stack. Create it with Start; stop it with
@@ -140,7 +151,11 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 
-	deps := app.Deps{AWSConfig: &awsCfg, Logger: log}
+	// The functions' EMF metric lines (docs/PROTOCOL.md §9) go to
+	// opts.Metrics as they are, or else to the stack's log, each as an Info
+	// record "metrics" whose "emf" attribute is the JSON object Lambda would
+	// write to standard output.
+	deps := app.Deps{AWSConfig: &awsCfg, Logger: log, Metrics: opts.Metrics, MetricsToLog: opts.Metrics == nil}
 	var client *dynamodb.Client
 	if s.dynamo == "" {
 		store := memory.New()
@@ -190,7 +205,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	for _, name := range slices.Sorted(maps.Keys(pending)) {
 		fnEnv := s.env[name]
 		fnEnv[app.EnvManagementEndpoint] = endpoint
-		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), wrapInbox(deps, fnEnv, client, opts.WrapInbox))
+		fnDeps := wrapInbox(deps, fnEnv, client, opts.WrapInbox)
+		fnDeps = wrapConnections(fnDeps, fnEnv, client, opts.WrapConnections)
+		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), fnDeps)
 		if err != nil && buildErr == nil {
 			buildErr = fmt.Errorf("%s: %w", name, err)
 		}
@@ -280,6 +297,22 @@ func wrapInbox(deps app.Deps, fnEnv map[string]string, client *dynamodb.Client, 
 		inbox = dynamo.NewInbox(client, table)
 	}
 	deps.Inbox = wrap(inbox)
+	return deps
+}
+
+// wrapConnections applies Options.WrapConnections to the connection store of
+// a function whose environment names the connections table (every one),
+// as wrapInbox does for the inbox.
+func wrapConnections(deps app.Deps, fnEnv map[string]string, client *dynamodb.Client, wrap func(notify.ConnectionStore) notify.ConnectionStore) app.Deps {
+	table := strings.TrimSpace(fnEnv[app.EnvConnectionsTable])
+	if wrap == nil || table == "" {
+		return deps
+	}
+	store := deps.Connections
+	if store == nil {
+		store = dynamo.New(client, table)
+	}
+	deps.Connections = wrap(store)
 	return deps
 }
 

@@ -44,6 +44,17 @@
 // dynamo.NewInbox on NOTIFICATIONS_TABLE), so that tests can hold back or
 // observe store calls.
 //
+// Options.WrapConnections does the same for every function's connection
+// store (dynamo.New on CONNECTIONS_TABLE on DynamoDB).
+//
+// # Metrics
+//
+// Each function writes one CloudWatch embedded metric format object per
+// invocation (docs/PROTOCOL.md §9). In Lambda it goes to standard output;
+// here it goes to Options.Logger, as an Info record "metrics" (with the
+// function's and the request's attributes) whose "emf" attribute is the
+// same JSON object, so that the log shows what production would graph.
+//
 // # Credentials
 //
 // Nothing here looks for AWS credentials: every SDK client gets static

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/workorders/notify/internal/auth"
+	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -39,6 +40,9 @@ type Handlers struct {
 	// ConnectFunction closes the user's oldest sockets through it).
 	SenderFor func(rc events.APIGatewayWebsocketProxyRequestContext) notify.Sender
 	Logger    *slog.Logger
+	// Metrics writes each invocation's EMF object (docs/PROTOCOL.md §9).
+	// Nil writes none.
+	Metrics *metrics.Emitter
 }
 
 // Connect answers $connect: origin policy, then the token, then the
@@ -46,14 +50,28 @@ type Handlers struct {
 // revoked token, 500 for a storage failure (docs/PROTOCOL.md §2). A refused
 // connection stores nothing. The user's oldest sockets beyond the cap are
 // closed once the new one is stored.
+//
+// Metrics: Connects 1 and ConnectsRefused 0, or Connects 0 and
+// ConnectsRefused 1 with the Reason dimension (origin, token, revoked,
+// storage).
 func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	ctx, log := h.requestLogger(ctx, req.RequestContext)
+	m := h.Metrics.Start(time.Now())
+	m.Count(metrics.Connects, 0)
+	m.Count(metrics.ConnectsRefused, 0)
+	defer h.Metrics.Emit(ctx, log, m)
+	refused := func(reason string) {
+		m.Count(metrics.ConnectsRefused, 1)
+		m.Dimension(metrics.DimensionReason, reason)
+	}
 	token, fromHeader := auth.TokenFromRequest(req.QueryStringParameters, req.Headers)
 	if err := h.Origins.Check(auth.HeaderValue(req.Headers, "Origin"), fromHeader); err != nil {
+		refused(metrics.ReasonOrigin)
 		return refuse(log, http.StatusForbidden, err), nil
 	}
 	id, err := h.Verifier.Verify(ctx, token)
 	if err != nil {
+		refused(metrics.ReasonToken)
 		return refuse(log, http.StatusUnauthorized, err), nil
 	}
 	connectedAt := time.UnixMilli(req.RequestContext.ConnectedAt)
@@ -70,18 +88,27 @@ func (h *Handlers) Connect(ctx context.Context, req events.APIGatewayWebsocketPr
 	})
 	switch {
 	case notify.ErrorCode(err) == notify.EUNAUTHORIZED:
+		refused(metrics.ReasonRevoked)
 		return refuse(log, http.StatusUnauthorized, err), nil
 	case err != nil:
+		refused(metrics.ReasonStorage)
 		log.Error("connection refused", "status", http.StatusInternalServerError, "reason", "storage failure", "error", err.Error())
 		return response(http.StatusInternalServerError, "could not store the connection"), nil
 	}
+	m.Count(metrics.Connects, 1)
 	log.Info("connected", "userId", id.UserID, "groups", len(id.Groups))
 	return response(http.StatusOK, ""), nil
 }
 
 // Disconnect answers $disconnect by forgetting the connection.
+//
+// Metrics: Disconnects 1 (the socket is closed whether or not forgetting
+// it worked).
 func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	ctx, log := h.requestLogger(ctx, req.RequestContext)
+	m := h.Metrics.Start(time.Now())
+	m.Count(metrics.Disconnects, 1)
+	defer h.Metrics.Emit(ctx, log, m)
 	if err := h.Service.Disconnect(ctx, req.RequestContext.ConnectionID); err != nil {
 		log.Error("disconnect failed", "error", err.Error())
 		return response(http.StatusInternalServerError, "could not remove the connection"), nil
@@ -92,14 +119,33 @@ func (h *Handlers) Disconnect(ctx context.Context, req events.APIGatewayWebsocke
 
 // Default answers every message: the answer goes back through the
 // Management API (no route responses), and the socket stays open.
+//
+// Metrics: Frames 1, with the Action dimension (the frame's action, or
+// "invalid" for a frame without one the server knows), and FrameErrors 1
+// when the frame was answered with an `error` frame or its answer could not
+// be delivered (for another reason than the socket being gone), else 0.
 func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	ctx, log := h.requestLogger(ctx, req.RequestContext)
+	m := h.Metrics.Start(time.Now())
+	defer h.Metrics.Emit(ctx, log, m)
 	// A binary message arrives base64-encoded; it is refused whatever it
 	// holds, so it is not decoded.
 	sender := h.SenderFor(req.RequestContext)
-	if err := h.Service.HandleMessage(ctx, sender, req.RequestContext.ConnectionID, []byte(req.Body), req.IsBase64Encoded); err != nil {
+	res, err := h.Service.HandleFrame(ctx, sender, req.RequestContext.ConnectionID, []byte(req.Body), req.IsBase64Encoded)
+	if err != nil {
 		log.Warn("answer not delivered", "code", notify.ErrorCode(err), "error", err.Error())
 	}
+	action := res.Action
+	if action == "" {
+		action = metrics.ActionInvalid
+	}
+	m.Dimension(metrics.DimensionAction, action)
+	m.Count(metrics.Frames, 1)
+	frameErrors := 0
+	if res.ErrorCode != "" || (err != nil && notify.ErrorCode(err) != notify.EGONE) {
+		frameErrors = 1
+	}
+	m.Count(metrics.FrameErrors, frameErrors)
 	return response(http.StatusOK, ""), nil
 }
 
@@ -107,12 +153,37 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 // (its answer a notify.PublishResult) or a disconnect request (a
 // notify.DisconnectResult). Invalid input is a ValidationError naming the
 // field; anything else is an InternalError after which nothing was sent.
+//
+// Metrics, on every invocation: the counts Publishes, Deliveries, Gone,
+// Failed, Throttled, Duplicates and FanoutConnections (zeros included).
+//   - A publish answered (duplicate or not): Publishes 1, Deliveries,
+//     Gone, Failed and FanoutConnections from the answer (delivered, gone,
+//     failed, connections), Duplicates 1 for a duplicate; PublishLatency
+//     (the whole invocation) and, when the inbox was written, StoreLatency.
+//   - A publish that failed (InternalError): Publishes 0, PublishLatency,
+//     and StoreLatency when the inbox write was attempted.
+//   - A disconnect request is not a publish: Publishes 0, Deliveries 0,
+//     Duplicates 0, FanoutConnections 0, no latencies; Gone and Failed are
+//     its answer's (sockets already gone, closes that failed), as they are
+//     the same Management API's health.
+//   - A ValidationError: every count 0, no latencies.
+//
+// Throttled, in every case, counts the Management API's 429 answers that
+// were retried (internal/apigw adds them to the record in ctx).
 func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (any, error) {
+	start := time.Now()
 	log := h.Logger
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		log = log.With("requestId", lc.AwsRequestID)
 	}
 	ctx = notify.WithLogger(ctx, log)
+	m := h.Metrics.Start(start)
+	for _, name := range []string{metrics.Publishes, metrics.Deliveries, metrics.Gone, metrics.Failed,
+		metrics.Throttled, metrics.Duplicates, metrics.FanoutConnections} {
+		m.Count(name, 0)
+	}
+	ctx = metrics.NewContext(ctx, m)
+	defer h.Metrics.Emit(ctx, log, m)
 	req, err := notify.DecodePublishRequest(payload)
 	if err != nil {
 		log.Info("publish refused", "reason", notify.ErrorMessage(err))
@@ -120,6 +191,8 @@ func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (any, e
 	}
 	if req.Disconnect != nil {
 		res, err := h.Service.DisconnectTargets(ctx, req)
+		m.Count(metrics.Gone, res.Gone)
+		m.Count(metrics.Failed, res.Failed)
 		if err != nil {
 			log.Error("disconnect failed", "error", err.Error())
 			return nil, messages.InvokeResponse_Error{Type: InternalErrorType, Message: notify.ErrorMessage(err)}
@@ -129,9 +202,21 @@ func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (any, e
 		return res, nil
 	}
 	res, err := h.Service.Publish(ctx, req)
+	m.Duration(metrics.PublishLatency, time.Since(start))
+	if res.StoreLatency > 0 {
+		m.Duration(metrics.StoreLatency, res.StoreLatency)
+	}
 	if err != nil {
 		log.Error("publish failed", "error", err.Error())
 		return nil, messages.InvokeResponse_Error{Type: InternalErrorType, Message: notify.ErrorMessage(err)}
+	}
+	m.Count(metrics.Publishes, 1)
+	m.Count(metrics.Deliveries, res.Delivered)
+	m.Count(metrics.Gone, res.Gone)
+	m.Count(metrics.Failed, res.Failed)
+	m.Count(metrics.FanoutConnections, res.Connections)
+	if res.Duplicate {
+		m.Count(metrics.Duplicates, 1)
 	}
 	log.Info("published", "id", res.ID, "connections", res.Connections, "delivered", res.Delivered,
 		"gone", res.Gone, "failed", res.Failed, "offlineUsers", len(res.OfflineUsers))

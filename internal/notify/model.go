@@ -91,4 +91,9 @@ type PublishResult struct {
 	Failed       int      `json:"failed"`
 	OfflineUsers []string `json:"offlineUsers"`
 	Duplicate    bool     `json:"duplicate"`
+	// StoreLatency is how long the inbox write took (zero when there was
+	// none: a duplicate, or a failure before it). Not part of the answer:
+	// the handler reports it as a metric (docs/PROTOCOL.md §9). Publish sets
+	// it on a failed result too once the write was attempted.
+	StoreLatency time.Duration `json:"-"`
 }

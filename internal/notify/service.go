@@ -265,22 +265,46 @@ func (s *Service) Disconnect(ctx context.Context, id string) error {
 // sending connection. Refused frames get an `error` frame; the socket stays
 // open, except when the connection's token has expired: then the frame is
 // answered `token_expired` and the connection is closed. The error returned
-// is only a failure to answer.
+// is only a failure to answer. HandleFrame does the same and also says what
+// the frame was.
 func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID string, body []byte, binary bool) error {
+	_, err := s.HandleFrame(ctx, sender, connectionID, body, binary)
+	return err
+}
+
+// FrameResult says what HandleFrame made of a client frame, for the
+// caller's metrics (docs/PROTOCOL.md §9).
+type FrameResult struct {
+	// Action is the frame's action when it names one the server knows
+	// (ActionPing, ActionSync, ActionRead), even if the frame was refused;
+	// "" otherwise (not JSON, no action, an unknown one, binary).
+	Action string
+	// ErrorCode is the code of the `error` frame it was answered with
+	// (FrameBadRequest, FrameUnknownAction, FrameInternal,
+	// FrameTokenExpired); "" when it was answered as asked.
+	ErrorCode string
+}
+
+// HandleFrame is HandleMessage, and also reports the frame's action and the
+// code of the `error` frame it was answered with, if any.
+func (s *Service) HandleFrame(ctx context.Context, sender Sender, connectionID string, body []byte, binary bool) (FrameResult, error) {
+	var res FrameResult
 	conn, connErr := s.Connections.GetConnection(ctx, connectionID)
 	if connErr == nil && conn.TokenExpired(s.now()) {
 		LoggerFrom(ctx).Info("frame refused: token expired", "tokenExpiresAt", conn.TokenExpiresAt)
-		data, err := EncodeJSON(NewErrorFrame(ErrTokenExpired, refOf(body, binary)))
+		head := frameHead(body, binary)
+		res = FrameResult{Action: knownAction(head.Action), ErrorCode: FrameTokenExpired}
+		data, err := EncodeJSON(NewErrorFrame(ErrTokenExpired, head.Ref))
 		if err != nil {
-			return Wrap(EINTERNAL, err, "marshal answer")
+			return res, Wrap(EINTERNAL, err, "marshal answer")
 		}
 		if err := sender.Send(ctx, connectionID, data); err != nil && ErrorCode(err) != EGONE {
 			LoggerFrom(ctx).Warn("token_expired answer not delivered", "error", err.Error())
 		}
 		if err := sender.Close(ctx, connectionID); err != nil && ErrorCode(err) != EGONE {
-			return err
+			return res, err
 		}
-		return nil
+		return res, nil
 	}
 	var answer any
 	var frame ClientFrame
@@ -290,6 +314,7 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 	} else {
 		frame, err = DecodeClientFrame(body)
 	}
+	res.Action = knownAction(frame.Action)
 	switch {
 	case err != nil:
 		LoggerFrom(ctx).Info("frame refused", "code", ErrorCode(err), "reason", ErrorMessage(err))
@@ -310,24 +335,36 @@ func (s *Service) HandleMessage(ctx context.Context, sender Sender, connectionID
 		if err := s.read(ctx, sender, connectionID, viewerOf(conn), frame.Read, frame.Ref); err != nil {
 			answer = s.failedFrame(ctx, frame, err)
 		} else {
-			return nil
+			return res, nil
 		}
+	}
+	if ef, ok := answer.(ErrorFrame); ok {
+		res.ErrorCode = ef.Code
 	}
 	data, err := EncodeJSON(answer)
 	if err != nil {
-		return Wrap(EINTERNAL, err, "marshal answer")
+		return res, Wrap(EINTERNAL, err, "marshal answer")
 	}
-	return sender.Send(ctx, connectionID, data)
+	return res, sender.Send(ctx, connectionID, data)
 }
 
-// refOf reads the ref of a frame, if it has a readable one, so that even a
-// token_expired answer echoes it.
-func refOf(body []byte, binary bool) string {
+// frameHead reads the action and ref of a frame, as far as they are
+// readable, so that even a token_expired answer echoes the ref.
+func frameHead(body []byte, binary bool) ClientFrame {
 	if binary {
-		return ""
+		return ClientFrame{}
 	}
 	f, _ := DecodeClientFrame(body)
-	return f.Ref
+	return f
+}
+
+// knownAction returns action when the server knows it, else "".
+func knownAction(action string) string {
+	switch action {
+	case ActionPing, ActionSync, ActionRead:
+		return action
+	}
+	return ""
 }
 
 func (s *Service) failedFrame(ctx context.Context, frame ClientFrame, err error) ErrorFrame {
@@ -384,30 +421,36 @@ func (s *Service) Publish(ctx context.Context, req PublishRequest) (PublishResul
 		return PublishResult{}, Errorf(EINTERNAL, "storage took too long to leave time for storing the notification; nothing was sent; retry (with the same idempotencyKey, if any)")
 	}
 	timeout := min(s.storeTimeout(), left)
-	if err := s.store(ctx, StoredNotification{ID: id, Payload: payload}, req, now, timeout); err != nil {
+	// Timed on the real clock whatever Now says: it is a measurement.
+	storeStart := time.Now()
+	err = s.store(ctx, StoredNotification{ID: id, Payload: payload}, req, now, timeout)
+	// On failure the result carries only the timing, for the caller's metrics.
+	timing := PublishResult{StoreLatency: time.Since(storeStart)}
+	if err != nil {
 		if lease.holder != "" {
 			s.release(ctx, req.IdempotencyKey, lease.holder)
 		}
-		return PublishResult{}, err
+		return timing, err
 	}
 	if lease.holder != "" {
 		// Only a committed claim may send: if the lease ran out and another
 		// call took the key over, that call sends, not this one.
 		if err := s.commit(ctx, req.IdempotencyKey, lease.holder, id, now); err != nil {
-			return PublishResult{}, err
+			return timing, err
 		}
 	}
 	frame, err := EncodeJSON(NotificationFrame{Type: "notification", Notification: n})
 	if err != nil {
-		return PublishResult{}, Wrap(EINTERNAL, err, "marshal notification frame")
+		return timing, Wrap(EINTERNAL, err, "marshal notification frame")
 	}
 	counts, err := s.deliver(ctx, req.Target(), frame, deadline)
 	if err != nil {
-		return PublishResult{}, err
+		return timing, err
 	}
 	return PublishResult{
 		ID: id, Connections: counts.connections, Delivered: counts.delivered,
 		Gone: counts.gone, Failed: counts.failed, OfflineUsers: counts.offlineUsers,
+		StoreLatency: timing.StoreLatency,
 	}, nil
 }
 

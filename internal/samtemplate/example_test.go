@@ -59,6 +59,7 @@ func ExampleTemplate_ResolveEnv() {
 	// Output:
 	// CONNECTIONS_TABLE=notify-connections
 	// MANAGEMENT_API_ENDPOINT=https://local.execute-api.us-east-1.amazonaws.com/local
+	// METRICS_NAMESPACE=WorkOrderNotify
 	// NOTIFICATIONS_TABLE=notify-notifications
 	// PUBLISH_CONCURRENCY=64
 	// RETENTION_DAYS=30

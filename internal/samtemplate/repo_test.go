@@ -74,18 +74,21 @@ func TestResolveEnv(t *testing.T) {
 			"CONNECTIONS_TABLE":        "notify-connections",
 			"MANAGEMENT_API_ENDPOINT":  "https://local.execute-api.eu-west-1.amazonaws.com/prod",
 			"MAX_CONNECTIONS_PER_USER": "20",
+			"METRICS_NAMESPACE":        "WorkOrderNotify",
 		},
-		"DisconnectFunction": {"CONNECTIONS_TABLE": "notify-connections"},
+		"DisconnectFunction": {"CONNECTIONS_TABLE": "notify-connections", "METRICS_NAMESPACE": "WorkOrderNotify"},
 		"DefaultFunction": {
 			"CONNECTIONS_TABLE": "notify-connections", "NOTIFICATIONS_TABLE": "notify-notifications",
 			"RETENTION_DAYS":          "30",
 			"MANAGEMENT_API_ENDPOINT": "https://local.execute-api.eu-west-1.amazonaws.com/prod",
+			"METRICS_NAMESPACE":       "WorkOrderNotify",
 		},
 		"PublishFunction": {
 			"CONNECTIONS_TABLE": "notify-connections", "NOTIFICATIONS_TABLE": "notify-notifications",
 			"RETENTION_DAYS":          "30",
 			"MANAGEMENT_API_ENDPOINT": "https://local.execute-api.eu-west-1.amazonaws.com/prod",
 			"PUBLISH_CONCURRENCY":     "64",
+			"METRICS_NAMESPACE":       "WorkOrderNotify",
 		},
 	}
 	for fn, w := range want {
@@ -101,12 +104,13 @@ func TestResolveEnv(t *testing.T) {
 
 	// Parameters override defaults; the region defaults off AWS.
 	got, err := tm.ResolveEnv("PublishFunction",
-		map[string]string{"AllowedOrigins": "*", "StageName": "local", "RetentionDays": "7"},
+		map[string]string{"AllowedOrigins": "*", "StageName": "local", "RetentionDays": "7", "MetricsNamespace": "Staging/Notify"},
 		map[string]string{"ConnectionsTable": "c", "NotificationsTable": "n", "WebSocketApi": "local"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["MANAGEMENT_API_ENDPOINT"] != "https://local.execute-api.us-east-1.amazonaws.com/local" || got["RETENTION_DAYS"] != "7" {
+	if got["MANAGEMENT_API_ENDPOINT"] != "https://local.execute-api.us-east-1.amazonaws.com/local" || got["RETENTION_DAYS"] != "7" ||
+		got["METRICS_NAMESPACE"] != "Staging/Notify" {
 		t.Errorf("with overrides: %v", got)
 	}
 
@@ -356,6 +360,14 @@ func TestEnvJSON(t *testing.T) {
 			if got, ok := vars[k]; ok && got == "" {
 				t.Errorf("env.json %s %s is empty", fn, k)
 			}
+		}
+		// Every function writes its metrics under the template's default
+		// namespace, the one the alarms and the dashboard read
+		// (METRICS_NAMESPACE: app.EnvMetricsNamespace, once internal/app
+		// names it).
+		def := tm.Parameters["MetricsNamespace"].Default
+		if def == nil || vars["METRICS_NAMESPACE"] != *def {
+			t.Errorf("env.json %s METRICS_NAMESPACE = %q, want the template's MetricsNamespace default", fn, vars["METRICS_NAMESPACE"])
 		}
 	}
 }
