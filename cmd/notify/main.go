@@ -5,6 +5,7 @@
 //	notify publish   invoke PublishFunction (locally, or on AWS)
 //	notify listen    connect to the WebSocket API and print every frame
 //	notify disconnect  close users' sockets and refuse their older tokens
+//	notify invoke    run one function's bootstrap once, as `sam local invoke` does
 //
 // `notify help COMMAND` lists a command's flags. Flags are spelled --name
 // (or -name); errors name the flag or value at fault. Exit status: 0 on
@@ -29,14 +30,19 @@ type command struct {
 	summary string
 	// flags declares the command's flags on fs and returns what runs it.
 	flags func(fs *flag.FlagSet, env func(string) string) runFunc
+	// args names the command's positional arguments in its usage ("" for
+	// none); they may come before, between or after the flags, and the
+	// command reads them from fs.Args().
+	args string
 }
 
 var commands = []command{
-	{"local", "run the local stack (API Gateway + Lambda) from template.yaml", localFlags},
-	{"token", "print a development token signed with JWT_SECRET", tokenFlags},
-	{"publish", "publish a notification by invoking PublishFunction", publishFlags},
-	{"listen", "connect to the WebSocket API and print each frame", listenFlags},
-	{"disconnect", "sign users out: close their sockets and refuse their older tokens", disconnectFlags},
+	{"local", "run the local stack (API Gateway + Lambda) from template.yaml", localFlags, ""},
+	{"token", "print a development token signed with JWT_SECRET", tokenFlags, ""},
+	{"publish", "publish a notification by invoking PublishFunction", publishFlags, ""},
+	{"listen", "connect to the WebSocket API and print each frame", listenFlags, ""},
+	{"disconnect", "sign users out: close their sockets and refuse their older tokens", disconnectFlags, ""},
+	{"invoke", "build a function for this machine and invoke it once, like sam local invoke", invokeFlags, "FUNCTION"},
 }
 
 // errUsage marks an error the command's usage explains; it exits 2.
@@ -84,13 +90,13 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return 2
 	}
 	fs, runCmd := newFlagSet(c, env, stderr)
-	if err := fs.Parse(rest); err != nil {
+	if err := parseArgs(fs, c, rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2 // the flag package printed the error and the usage
 	}
-	if fs.NArg() > 0 {
+	if c.args == "" && fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "notify %s: unexpected argument %q (flags start with --)\n", c.name, fs.Arg(0))
 		return 2
 	}
@@ -103,6 +109,32 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return 1
 	}
 	return 0
+}
+
+// parseArgs parses args into fs. For a command with positional arguments,
+// flags may also follow them (notify invoke FUNCTION -e EVENT); once parsed,
+// fs.Args() holds the positional arguments.
+func parseArgs(fs *flag.FlagSet, c command, args []string) error {
+	if c.args == "" {
+		return fs.Parse(args)
+	}
+	var positional []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if len(rest) > fs.NArg() && rest[len(rest)-fs.NArg()-1] == "--" {
+			// "--": everything after it is positional.
+			positional = append(positional, fs.Args()...)
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func findCommand(name string) (command, bool) {
@@ -120,7 +152,11 @@ func newFlagSet(c command, env func(string) string, out io.Writer) (*flag.FlagSe
 	fs.SetOutput(out)
 	runCmd := c.flags(fs, env)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "notify %s: %s\n\nUsage: notify %s [flags]\n\nFlags:\n", c.name, c.summary, c.name)
+		usage := c.name
+		if c.args != "" {
+			usage += " " + c.args
+		}
+		fmt.Fprintf(out, "notify %s: %s\n\nUsage: notify %s [flags]\n\nFlags:\n", c.name, c.summary, usage)
 		fs.VisitAll(func(f *flag.Flag) {
 			name, usage := flag.UnquoteUsage(f)
 			line := "  --" + f.Name

@@ -119,6 +119,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	// The functions' log lines also reach an invocation's X-Amz-Log-Result
+	// (`aws lambda invoke --log-type Tail`).
+	log = slog.New(localgw.TailHandler(log.Handler()))
 	addr := opts.Addr
 	if addr == "" {
 		addr = env[EnvAddr]

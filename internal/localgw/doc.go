@@ -9,15 +9,24 @@
 //     is accepted; a non-2xx statusCode refuses the handshake with that status and body, a
 //     function error refuses it with 500. Text frames are routed by the route selection
 //     expression ($request.body.FIELD); frames that are not JSON, or match no route, go to
-//     $default; binary frames always go to $default, base64-encoded. Messages of one connection
+//     $default; a binary message closes the socket with 1003, as on AWS. Messages of one connection
 //     are handled in order, one at a time. Integration return values are ignored (no route
 //     responses); a failing integration answers the client with AWS's
 //     {"message":"Internal server error",...} frame, a missing route with {"message":"Forbidden",...}.
 //   - http://ADDR/@connections/{id} (optionally under one stage segment, /local/@connections/{id}):
-//     the Management API: POST (send one text frame; over notify.MaxFrameBytes, 413), GET
-//     (connection info), DELETE (close).
-//   - http://ADDR/2015-03-31/functions/{FunctionName}/invocations: the Lambda Invoke API
-//     (RequestResponse, Event, DryRun).
+//     the Management API: POST (send one frame: a text frame when the data is valid UTF-8, else
+//     a binary frame; over notify.MaxFrameBytes, 413), GET (connection info), DELETE (close).
+//     A POST answers once its frame is queued for the socket, not once the client read it: each
+//     connection has a bounded send queue (Config.SendQueue frames) emptied in order by its own
+//     writer goroutine, so a stalled client delays nobody else. A POST that finds the queue full
+//     drops that connection and answers 410 GoneException. A DELETE's close frame goes out after
+//     the frames posted before it.
+//   - http://ADDR/2015-03-31/: the Lambda API: Invoke (POST functions/{FunctionName}/invocations;
+//     RequestResponse, Event, DryRun; Qualifier only $LATEST; X-Amz-Log-Type: Tail returns the
+//     last 4 KB of the invocation's log lines in X-Amz-Log-Result, see TailHandler),
+//     ListFunctions (GET functions/) and GetFunction (GET functions/{name}). Any other path
+//     answers 404 with a JSON body and x-amzn-ErrorType UnknownOperationException (or
+//     ResourceNotFoundException for an unknown function or qualifier).
 //
 // Anything else that is a plain GET goes to Config.Static when set.
 //
@@ -34,6 +43,7 @@
 //	text message too big        1009, "Message too big"
 //	binary message too big      1003, "Message too big"
 //	write timeout (slow reader) 1006, "write timeout" (the TCP connection is dropped)
+//	send queue full             1006, "send queue full" (dropped; the POST answers 410)
 //
 // AWS does not document the codes for the idle timeout, the 2-hour limit or DELETE; the ones
 // above are what clients report seeing and are a guess where unconfirmed. The idle clock counts

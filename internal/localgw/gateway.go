@@ -30,8 +30,11 @@ const (
 	Region    = "us-east-1"
 	AccountID = "000000000000"
 
+	// DefaultSendQueue is the number of frames a connection's send queue holds (Config.SendQueue).
+	DefaultSendQueue = 1024
+
 	// writeTimeout bounds one frame written to a socket: a client that does not read is
-	// dropped (and treated as gone) rather than holding a sender forever.
+	// dropped (and treated as gone) rather than holding its writer forever.
 	writeTimeout = 10 * time.Second
 )
 
@@ -55,11 +58,21 @@ type Config struct {
 	// (default DefaultIdleTimeout). MaxDuration closes every socket that old (default
 	// DefaultMaxDuration).
 	IdleTimeout, MaxDuration time.Duration
+	// SendQueue is the number of frames each connection's send queue holds (default
+	// DefaultSendQueue). A POST /@connections/{id} answers once its frame is queued; one writer
+	// per connection empties the queue. A post that finds the queue full drops the connection
+	// (the client does not keep up) and answers 410.
+	SendQueue int
 	// PostDelay is slept before each Management API answer, to model AWS's round trip.
 	PostDelay time.Duration
 	// Static, when set, serves plain GET requests on paths that are not the APIs (the demo page).
 	Static http.Handler
-	// Logger receives the gateway's logs (default slog.Default()).
+	// FunctionInfo describes functions for ListFunctions and GetFunction (runtime, handler,
+	// memory...); a function without an entry gets defaults (see FunctionInfo).
+	FunctionInfo map[string]FunctionInfo
+	// Logger receives the gateway's logs (default slog.Default()). The gateway wraps its handler
+	// with TailHandler: give the functions a logger on TailHandler(Logger.Handler()) too, so that
+	// their lines reach X-Amz-Log-Result.
 	Logger *slog.Logger
 }
 
@@ -70,13 +83,14 @@ type Gateway struct {
 	selectKey []string // field path of the route selection expression, nil when none
 	functions map[string]*function
 
-	mu       sync.Mutex
-	conns    map[string]*connection // connections reachable through @connections
-	closing  bool
-	started  bool
-	ln       net.Listener
-	srv      *http.Server
-	serveErr chan error
+	mu        sync.Mutex
+	conns     map[string]*connection // connections reachable through @connections
+	closing   bool
+	started   bool
+	startedAt time.Time // the functions' LastModified
+	ln        net.Listener
+	srv       *http.Server
+	serveErr  chan error
 
 	freshMu sync.Mutex
 	fresh   map[net.Conn]struct{} // HTTP connections that have not sent a request yet
@@ -103,6 +117,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxDuration <= 0 {
 		cfg.MaxDuration = DefaultMaxDuration
 	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = DefaultSendQueue
+	}
 	if cfg.PostDelay < 0 {
 		cfg.PostDelay = 0
 	}
@@ -114,6 +131,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.log == nil {
 		g.log = slog.Default()
+	}
+	if _, ok := g.log.Handler().(*tailHandler); !ok {
+		g.log = slog.New(TailHandler(g.log.Handler()))
 	}
 
 	if expr := strings.TrimSpace(cfg.RouteSelectionExpression); expr != "" {
@@ -184,6 +204,7 @@ func (g *Gateway) Start() error {
 		return fmt.Errorf("localgw: listen: %w", err)
 	}
 	g.started = true
+	g.startedAt = time.Now()
 	g.ln = ln
 	g.srv = &http.Server{
 		Handler:           g,
@@ -307,8 +328,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveConnections(w, r, id)
 		return
 	}
-	if name, ok := invocationsPath(r.URL.Path); ok {
-		g.serveInvoke(w, r, name)
+	if strings.HasPrefix(r.URL.Path, lambdaPrefix) {
+		g.serveLambda(w, r)
 		return
 	}
 	if isUpgrade(r) {
@@ -338,15 +359,6 @@ func connectionsPath(p string) (string, bool) {
 	return id, id != ""
 }
 
-func invocationsPath(p string) (string, bool) {
-	rest, ok := strings.CutPrefix(p, "/2015-03-31/functions/")
-	if !ok {
-		return "", false
-	}
-	name, ok := strings.CutSuffix(rest, "/invocations")
-	return name, ok && name != ""
-}
-
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
@@ -370,11 +382,12 @@ func writeJSON(w http.ResponseWriter, status int, v any, errorType string) {
 	_, _ = w.Write(b)
 }
 
-// newID returns an id shaped like API Gateway's connection and request ids ("LzXGBc7tIAMCJYQ="):
-// 10 random bytes in base64, with '+' and '/' avoided so that ids are path-safe apart from '='.
+// newID returns an id shaped like API Gateway's connection and request ids ("L0SM9cOFvHcCIhw="):
+// 11 random bytes in base64, 16 characters ending in one '=', with '+' and '/' avoided so that
+// ids are path-safe apart from '='.
 func newID() string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b [10]byte
+	var b [11]byte
 	_, _ = rand.Read(b[:])
 	s := []byte(base64.StdEncoding.EncodeToString(b[:]))
 	for i, ch := range s {

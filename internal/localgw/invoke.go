@@ -3,6 +3,7 @@ package localgw
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"reflect"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -30,6 +30,7 @@ type invocation struct {
 	requestID string
 	output    []byte                         // the handler's output (nil on a function error)
 	fnErr     *messages.InvokeResponse_Error // the function error, as the runtime reports it
+	logTail   []byte                         // the last 4 KB of the invocation's log lines
 }
 
 // functionARN is the ARN a function is invoked as.
@@ -51,6 +52,7 @@ func (g *Gateway) invoke(ctx context.Context, name string, payload []byte) (invo
 		AwsRequestID:       inv.requestID,
 		InvokedFunctionArn: functionARN(name),
 	})
+	ctx, tail := startTail(ctx, inv.requestID)
 
 	start := time.Now()
 	out, panicked, err := fn.call(ctx, payload)
@@ -69,12 +71,19 @@ func (g *Gateway) invoke(ctx context.Context, name string, payload []byte) (invo
 	default:
 		inv.output = out
 	}
-	attrs := []any{"function", name, "requestId", inv.requestID, "duration", time.Since(start)}
+	elapsed := time.Since(start)
+	attrs := []any{"function", name, "requestId", inv.requestID, "duration", elapsed}
 	if inv.fnErr != nil {
 		g.log.Warn("function error", append(attrs, "errorType", inv.fnErr.Type, "errorMessage", inv.fnErr.Message)...)
 	} else {
 		g.log.Debug("function invoked", attrs...)
 	}
+	memory := g.cfg.FunctionInfo[name].MemorySize
+	if memory <= 0 {
+		memory = 128
+	}
+	endTail(tail, inv.requestID, elapsed, memory)
+	inv.logTail = tail.bytes()
 	return inv, nil
 }
 
@@ -168,15 +177,21 @@ func isPointer(h lambda.Handler) bool {
 }
 
 // serveInvoke is the Lambda Invoke API: POST /2015-03-31/functions/{FunctionName}/invocations.
+// An unknown Qualifier (anything but $LATEST) is refused with 404 ResourceNotFoundException.
+// With X-Amz-Log-Type: Tail, a synchronous invocation's answer carries X-Amz-Log-Result.
 func (g *Gateway) serveInvoke(w http.ResponseWriter, r *http.Request, ref string) {
 	if r.Method != http.MethodPost {
 		writeLambdaError(w, http.StatusMethodNotAllowed, "MethodNotAllowedException", "Use POST to invoke a function")
 		return
 	}
-	name := functionName(ref)
-	w.Header().Set("x-amzn-RequestId", newUUID())
-	if _, ok := g.functions[name]; !ok {
-		writeLambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+functionARN(name))
+	name, ok := g.resolveFunction(w, r, ref)
+	if !ok {
+		return
+	}
+	logType := r.Header.Get("X-Amz-Log-Type")
+	if logType != "" && logType != "None" && logType != "Tail" {
+		writeLambdaError(w, http.StatusBadRequest, "InvalidParameterValueException",
+			fmt.Sprintf("1 validation error detected: Value '%s' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]", logType))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInvokePayload))
@@ -209,6 +224,9 @@ func (g *Gateway) serveInvoke(w http.ResponseWriter, r *http.Request, ref string
 		}
 		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
 		w.Header().Set("Content-Type", "application/json")
+		if logType == "Tail" {
+			w.Header().Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString(inv.logTail))
+		}
 		out := inv.output
 		if inv.fnErr != nil {
 			w.Header().Set("X-Amz-Function-Error", "Unhandled")
@@ -230,16 +248,6 @@ func (g *Gateway) serveInvoke(w http.ResponseWriter, r *http.Request, ref string
 		writeLambdaError(w, http.StatusBadRequest, "InvalidParameterValueException",
 			fmt.Sprintf("1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]", typ))
 	}
-}
-
-// functionName accepts a name, a partial ARN (ACCOUNT:function:NAME) or an ARN, each optionally
-// qualified (:$LATEST, :alias), as Lambda does.
-func functionName(ref string) string {
-	if _, after, ok := strings.Cut(ref, "function:"); ok {
-		ref = after
-	}
-	name, _, _ := strings.Cut(ref, ":")
-	return name
 }
 
 // writeLambdaError answers like Lambda: the code in x-amzn-ErrorType, {"Type":"User","message":...}.

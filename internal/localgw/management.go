@@ -54,7 +54,7 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 			gone(w)
 			return
 		}
-		if err := g.write(c, body); err != nil {
+		if err := g.send(c, body); err != nil {
 			gone(w)
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
@@ -48,8 +49,55 @@ type connection struct {
 	closeCode   websocket.StatusCode // set once, by whoever closes first
 	closeReason string
 	closed      chan struct{} // closed when the socket is fully closed
+	closedOnce  sync.Once
 	ready       chan struct{} // closed once the upgrade was answered; ws is set if it succeeded
+
+	// The send queue: frames for the socket, in order, written by one writer goroutine
+	// (writeLoop). qshut is set, and q closed, when the connection starts closing; the writer
+	// then sends what is queued and, for a graceful close, the close frame after it.
+	qmu   sync.Mutex
+	q     chan outFrame
+	qshut bool
 }
+
+// outFrame is one message for a socket.
+type outFrame struct {
+	typ  websocket.MessageType
+	data []byte
+}
+
+// Errors of connection.enqueue.
+var (
+	errGone      = errors.New("connection is gone")
+	errQueueFull = errors.New("send queue full")
+)
+
+// enqueue queues one frame for the socket without waiting for it to be written.
+func (c *connection) enqueue(typ websocket.MessageType, data []byte) error {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.qshut {
+		return errGone
+	}
+	select {
+	case c.q <- outFrame{typ: typ, data: data}:
+		return nil
+	default:
+		return errQueueFull
+	}
+}
+
+// shutQueue refuses further frames; the writer drains what is queued, then exits.
+func (c *connection) shutQueue() {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if !c.qshut {
+		c.qshut = true
+		close(c.q)
+	}
+}
+
+func (c *connection) markClosed() { c.closedOnce.Do(func() { close(c.closed) }) }
 
 // socket waits until the upgrade was answered and returns the socket, or nil if the upgrade
 // failed or ctx ended first.
@@ -84,6 +132,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		userAgent:   r.UserAgent(),
 		closed:      make(chan struct{}),
 		ready:       make(chan struct{}),
+		q:           make(chan outFrame, g.cfg.SendQueue),
 	}
 	c.headers, c.mvHeaders = eventHeaders(r, c.sourceIP)
 	log := g.log.With("connectionId", c.id)
@@ -133,16 +182,17 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.closeOnce.Do(func() {
 			c.closeCode, c.closeReason = closeAbnormal, ""
 			g.unregister(c)
-			close(c.closed)
 		})
+		c.shutQueue()
 		close(c.ready)
-		<-c.closed
+		c.markClosed() // no writer runs: nobody else closes it
 		g.disconnect(c)
 		return
 	}
 	ws.SetReadLimit(-1) // the read loop enforces notify.MaxFrameBytes itself, to choose the close code
 	c.ws = ws
 	c.touch()
+	go g.writeLoop(c)
 	close(c.ready)
 	log.Info("connected", "sourceIp", c.sourceIP)
 	if shuttingDown {
@@ -206,15 +256,15 @@ func (g *Gateway) readLoop(c *connection) {
 			g.finishClosed(c, err)
 			return
 		}
-		// Closed from this goroutine: Close discards the rest of the message while waiting
-		// for the client's close frame.
+		// This goroutine stops reading: the writer's Close discards the rest of the message
+		// while waiting for the client's close frame.
 		switch {
 		case typ == websocket.MessageBinary:
 			// API Gateway accepts no binary frames from clients (PROTOCOL.md §3).
-			g.closeConnSync(c, closeUnsupported, "Binary frames are not supported")
+			g.closeConn(c, closeUnsupported, "Binary frames are not supported")
 			return
 		case len(data) > limit:
-			g.closeConnSync(c, closeTooBig, "Message too big")
+			g.closeConn(c, closeTooBig, "Message too big")
 			return
 		}
 		c.touch()
@@ -233,47 +283,69 @@ func (g *Gateway) finishClosed(c *connection, err error) {
 			c.closeCode, c.closeReason = closeAbnormal, ""
 		}
 		g.unregister(c)
-		_ = c.ws.CloseNow()
-		close(c.closed)
+		c.shutQueue()
+		_ = c.ws.CloseNow() // the writer's pending writes fail at once; it then exits
 	})
 }
 
 // closeConn starts closing c with a close frame; c is unreachable through @connections at once.
+// The close frame goes out after every frame already queued (a DELETE after POSTs closes after
+// them), sent by the connection's writer.
 func (g *Gateway) closeConn(c *connection, code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		g.unregister(c)
-		go func() {
-			if ws := c.socket(context.Background()); ws != nil {
-				_ = ws.Close(code, reason)
-			}
-			close(c.closed)
-		}()
+		c.shutQueue()
 	})
 }
 
-// closeConnSync is closeConn from the connection's own read goroutine.
-func (g *Gateway) closeConnSync(c *connection, code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		c.closeCode, c.closeReason = code, reason
-		g.unregister(c)
-		_ = c.ws.Close(code, reason)
-		close(c.closed)
-	})
-}
-
-// dropConn closes c's TCP connection without a close frame (a client that does not read).
+// dropConn closes c's TCP connection without a close frame (a client that does not read):
+// queued frames are discarded.
 func (g *Gateway) dropConn(c *connection, code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		g.unregister(c)
+		c.shutQueue()
 		go func() {
 			if ws := c.socket(context.Background()); ws != nil {
 				_ = ws.CloseNow()
 			}
-			close(c.closed)
 		}()
 	})
+}
+
+// writeLoop is the connection's only writer: it sends the queued frames in order, each bounded
+// by writeTimeout, then closes the socket once the queue is shut: with a close frame after the
+// queued frames (closeConn), or at once (dropConn, finishClosed, a failed write).
+func (g *Gateway) writeLoop(c *connection) {
+	defer c.markClosed()
+	failed := false
+	for f := range c.q {
+		if failed {
+			continue // the socket is dead: discard the rest
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := c.ws.Write(ctx, f.typ, f.data)
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err != nil {
+			failed = true
+			if timedOut {
+				g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
+				g.dropConn(c, closeAbnormal, "write timeout")
+			} else {
+				// The socket broke: the read loop sees it too and records how it closed.
+				_ = c.ws.CloseNow()
+			}
+			continue
+		}
+		c.touch()
+	}
+	if failed || c.closeCode == closeAbnormal {
+		_ = c.ws.CloseNow()
+		return
+	}
+	_ = c.ws.Close(c.closeCode, c.closeReason)
 }
 
 func (g *Gateway) unregister(c *connection) {
@@ -368,23 +440,30 @@ func (g *Gateway) selectRoute(data []byte) (string, bool) {
 // sendGatewayMessage sends the frame API Gateway itself sends when a message cannot be handled.
 func (g *Gateway) sendGatewayMessage(c *connection, message, requestID string) {
 	frame := mustJSON(map[string]string{"message": message, "connectionId": c.id, "requestId": requestID})
-	_ = g.write(c, frame)
+	_ = g.send(c, frame)
 }
 
-// write sends one text frame. Writes to one socket are serialised by the websocket package and
-// bounded by writeTimeout, so a client that does not read is dropped instead of stalling senders.
-func (g *Gateway) write(c *connection, data []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
-		if ctx.Err() != nil {
-			g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
-			g.dropConn(c, closeAbnormal, "write timeout")
-		}
-		return err
+// send queues one frame for c and returns without waiting for the client: valid UTF-8 goes out
+// as a text frame, anything else as a binary frame (never an invalid text frame). It fails with
+// errGone once c is closing, and with errQueueFull when c's send queue is full: the client does
+// not keep up, and the connection is then dropped.
+//
+// On a full queue the TCP connection is dropped without a close frame, and $disconnect reports
+// 1006 "send queue full": a close frame would wait behind the frames the client is not reading,
+// so the client could not see it anyway; it sees the connection drop (1006), which is also what
+// an API Gateway client whose buffer overflows reports. The POST that found the queue full, and
+// every later one, answers 410 GoneException.
+func (g *Gateway) send(c *connection, data []byte) error {
+	typ := websocket.MessageText
+	if !utf8.Valid(data) {
+		typ = websocket.MessageBinary
 	}
-	c.touch()
-	return nil
+	err := c.enqueue(typ, data)
+	if errors.Is(err, errQueueFull) {
+		g.log.Warn("send queue full: dropping the connection", "connectionId", c.id, "queue", cap(c.q))
+		g.dropConn(c, closeAbnormal, "send queue full")
+	}
+	return err
 }
 
 // disconnect invokes $disconnect, once, after the socket closed.

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/workorders/notify/bench/lambdarie"
+	"github.com/workorders/notify/internal/runtimeapi"
 )
 
 // functions in the order a cold-start round runs them: the connection is
@@ -217,7 +217,7 @@ func withIdempotencyKey(event []byte, key string) []byte {
 // coldStartOnce starts bin under a fresh Runtime API with event queued and
 // returns the time from process start to the answer, and to its first poll.
 func coldStartOnce(bin, name string, event []byte, env []string) (time.Duration, time.Duration, string, error) {
-	rie, err := lambdarie.Start("arn:aws:lambda:us-east-1:000000000000:function:"+name, 15*time.Second)
+	rie, err := runtimeapi.Start("arn:aws:lambda:us-east-1:000000000000:function:"+name, 15*time.Second)
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -248,14 +248,14 @@ func coldStartOnce(bin, name string, event []byte, env []string) (time.Duration,
 	case r := <-rie.InitError():
 		return 0, 0, "", fmt.Errorf("init error: %s; logs: %s", r.Payload, logs.String())
 	case <-exited:
-		return 0, 0, "", fmt.Errorf("%w; logs: %s", lambdarie.ErrNoAnswer, logs.String())
+		return 0, 0, "", fmt.Errorf("%w; logs: %s", runtimeapi.ErrNoAnswer, logs.String())
 	case <-ctx.Done():
 		return 0, 0, "", fmt.Errorf("no answer within 30 s; logs: %s", logs.String())
 	}
 }
 
 // summarizeAnswer shortens an answer for the log: statusCode, or the counts.
-func summarizeAnswer(r lambdarie.Result) string {
+func summarizeAnswer(r runtimeapi.Result) string {
 	var m map[string]any
 	if json.Unmarshal(r.Payload, &m) == nil {
 		if sc, ok := m["statusCode"]; ok {

@@ -1,13 +1,17 @@
-// Package lambdarie is a minimal Lambda Runtime API, enough to run a
-// provided.al2023 bootstrap (aws-lambda-go built with -tags lambda.norpc)
-// on this machine and time its cold start: the bootstrap is started with
-// AWS_LAMBDA_RUNTIME_API pointing here, polls
-// GET /2018-06-01/runtime/invocation/next, and answers with
-// POST /2018-06-01/runtime/invocation/{id}/response or .../error.
+// Package runtimeapi is a minimal Lambda Runtime API (the protocol AWS's
+// runtime interface emulator speaks), enough to run a provided.al2023
+// bootstrap (aws-lambda-go built with -tags lambda.norpc) on this machine:
+// the bootstrap is started with AWS_LAMBDA_RUNTIME_API pointing here, polls
+// GET /2018-06-01/runtime/invocation/next (answered with the
+// Lambda-Runtime-Aws-Request-Id, -Deadline-Ms, -Invoked-Function-Arn and
+// -Trace-Id headers), and answers with
+// POST /2018-06-01/runtime/invocation/{id}/response or .../error, or reports
+// a failed init with POST /2018-06-01/runtime/init/error.
 //
-// It serves one function at a time, on loopback only. Only the benchmark
-// program (bench/cmd/notifybench) uses it.
-package lambdarie
+// It serves one function at a time, on loopback only. `notify invoke`
+// (cmd/notify) runs a function with it, and the benchmark
+// (bench/cmd/notifybench) times cold starts with it.
+package runtimeapi
 
 import (
 	"context"
@@ -95,12 +99,19 @@ func (s *Server) Close() error { return s.srv.Close() }
 // Enqueue hands event to the next GET .../invocation/next and returns a
 // channel that receives the bootstrap's answer (or its init error).
 func (s *Server) Enqueue(event []byte) <-chan Result {
+	_, done := s.Submit(event)
+	return done
+}
+
+// Submit is Enqueue that also returns the invocation's request ID (the
+// Lambda-Runtime-Aws-Request-Id header the bootstrap will be given).
+func (s *Server) Submit(event []byte) (requestID string, done <-chan Result) {
 	inv := &invocation{id: newID(), payload: event, done: make(chan Result, 1)}
 	s.mu.Lock()
 	s.pending[inv.id] = inv
 	s.mu.Unlock()
 	s.queue <- inv
-	return inv.done
+	return inv.id, inv.done
 }
 
 // InitError returns a channel that receives the bootstrap's init error, if
@@ -202,4 +213,4 @@ func newID() string {
 }
 
 // ErrNoAnswer is returned when a bootstrap exits before answering.
-var ErrNoAnswer = errors.New("lambdarie: the bootstrap exited before answering")
+var ErrNoAnswer = errors.New("runtimeapi: the bootstrap exited before answering")
