@@ -161,7 +161,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 type client struct {
 	conn   *websocket.Conn
 	frames chan []byte
-	done   chan error // the read error that ended the connection
+	done   chan error  // the read error that ended the connection
+	logs   *logCapture // the stack's log, where its $disconnect shows
 }
 
 // dial connects with the token in the query string (as browsers do) and
@@ -184,7 +185,7 @@ func (s *stack) dial(t *testing.T, token string, header http.Header) (*client, i
 		return nil, resp.StatusCode, string(body)
 	}
 	conn.SetReadLimit(1 << 20)
-	c := &client{conn: conn, frames: make(chan []byte, 64), done: make(chan error, 1)}
+	c := &client{conn: conn, frames: make(chan []byte, 64), done: make(chan error, 1), logs: s.logs}
 	go func() {
 		for {
 			typ, data, err := conn.Read(context.Background())
@@ -328,6 +329,19 @@ func (l *logCapture) connectionID(t *testing.T, sub string) string {
 		return false
 	})
 	return id
+}
+
+// disconnects counts DisconnectFunction's "disconnected" records.
+func (l *logCapture) disconnects() int {
+	l.store.mu.Lock()
+	defer l.store.mu.Unlock()
+	n := 0
+	for _, r := range l.store.records {
+		if r["msg"] == "disconnected" && r["function"] == "DisconnectFunction" {
+			n++
+		}
+	}
+	return n
 }
 
 func newLogger() *slog.Logger { return slog.New(newLogCapture()) }

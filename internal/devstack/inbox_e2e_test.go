@@ -207,13 +207,16 @@ func readIDs(ns []note) []string {
 	return out
 }
 
-// drop closes the socket as a client whose network went away would: the
-// stack's $disconnect may or may not have run when it returns.
+// drop closes the socket and waits until the gateway has seen the close
+// (its $disconnect ran): a post answers once queued (PROTOCOL.md §7), so
+// one racing the close handshake could still be accepted.
 func (c *client) drop(t *testing.T) {
 	t.Helper()
+	before := c.logs.disconnects()
 	if err := c.conn.Close(websocket.StatusNormalClosure, "drop"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	eventually(t, "the stack ran $disconnect", func() bool { return c.logs.disconnects() > before })
 }
 
 func ascending(t *testing.T, what string, ids ...string) {
