@@ -210,11 +210,19 @@ type publishResult struct {
 // publish invokes PublishFunction through the SDK's Lambda client.
 func (s *stack) publish(req map[string]any) publishResult {
 	s.t.Helper()
-	st := s.cur.Load()
+	var res publishResult
+	s.call(req, &res)
+	return res
+}
+
+// call invokes PublishFunction with req through the SDK's Lambda client and
+// decodes its answer into res; a function error fails the test.
+func (s *stack) call(req map[string]any, res any) {
+	s.t.Helper()
 	client := lambda.New(lambda.Options{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", ""),
-		BaseEndpoint: aws.String(st.InvokeEndpoint()),
+		BaseEndpoint: aws.String(s.cur.Load().InvokeEndpoint()),
 	})
 	payload, err := json.Marshal(req)
 	if err != nil {
@@ -227,13 +235,11 @@ func (s *stack) publish(req map[string]any) publishResult {
 		s.t.Fatalf("invoking PublishFunction: %v", err)
 	}
 	if out.FunctionError != nil {
-		s.t.Fatalf("PublishFunction: %s: %s", *out.FunctionError, out.Payload)
+		s.t.Fatalf("PublishFunction %s: %s: %s", payload, *out.FunctionError, out.Payload)
 	}
-	var res publishResult
-	if err := json.Unmarshal(out.Payload, &res); err != nil {
-		s.t.Fatalf("publish result %s: %v", out.Payload, err)
+	if err := json.Unmarshal(out.Payload, res); err != nil {
+		s.t.Fatalf("PublishFunction's answer %s: %v", out.Payload, err)
 	}
-	return res
 }
 
 func notification(typ, title, workOrder string) map[string]any {

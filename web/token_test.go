@@ -6,7 +6,6 @@ package web_test
 // expires.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/workorders/notify/internal/devstack"
@@ -87,32 +83,11 @@ func (p *tab) recordStatus() {
 	eval[bool](p, `(window.statusLog = [], notifyClient.on("status", s => statusLog.push(s)), true)`)
 }
 
-// invoke invokes PublishFunction with a raw request through the SDK's
-// Lambda client and decodes its answer.
+// invoke invokes PublishFunction with a raw request and decodes its answer.
 func (s *stack) invoke(req map[string]any) map[string]any {
 	s.t.Helper()
-	client := lambda.New(lambda.Options{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", ""),
-		BaseEndpoint: aws.String(s.cur.Load().InvokeEndpoint()),
-	})
-	payload, err := json.Marshal(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("PublishFunction"), Payload: payload})
-	if err != nil {
-		s.t.Fatalf("invoking PublishFunction: %v", err)
-	}
-	if out.FunctionError != nil {
-		s.t.Fatalf("PublishFunction %s: %s: %s", payload, *out.FunctionError, out.Payload)
-	}
 	var res map[string]any
-	if err := json.Unmarshal(out.Payload, &res); err != nil {
-		s.t.Fatalf("PublishFunction's answer %s: %v", out.Payload, err)
-	}
+	s.call(req, &res)
 	return res
 }
 

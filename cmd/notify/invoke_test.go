@@ -1,12 +1,9 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,23 +18,7 @@ import (
 // invoke runs `notify invoke ARGS...` with stdin.
 func invoke(t *testing.T, bin string, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"invoke"}, args...)...)
-	cmd.Env = cleanEnv()
-	cmd.Stdin = bytes.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	default:
-		t.Fatalf("notify invoke %v: %v", args, err)
-	}
-	return out.String(), errOut.String(), code
+	return runNotify(t, bin, nil, stdin, append([]string{"invoke"}, args...)...)
 }
 
 func writeJSON(t *testing.T, name string, v any) string {

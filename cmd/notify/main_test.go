@@ -77,10 +77,18 @@ func cleanEnv() []string {
 // notify runs the command to completion.
 func notify(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	return runNotify(t, bin, nil, nil, args...)
+}
+
+// runNotify runs the command to completion with extra environment variables
+// and stdin.
+func runNotify(t *testing.T, bin string, env []string, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -162,8 +170,14 @@ type background struct {
 
 func start(t *testing.T, bin string, args ...string) *background {
 	t.Helper()
+	return startWith(t, bin, nil, args...)
+}
+
+// startWith is start with extra environment variables.
+func startWith(t *testing.T, bin string, env []string, args ...string) *background {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

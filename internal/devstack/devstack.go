@@ -208,8 +208,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	for _, name := range slices.Sorted(maps.Keys(pending)) {
 		fnEnv := s.env[name]
 		fnEnv[app.EnvManagementEndpoint] = endpoint
-		fnDeps := wrapInbox(deps, fnEnv, client, opts.WrapInbox)
-		fnDeps = wrapConnections(fnDeps, fnEnv, client, opts.WrapConnections)
+		fnDeps := wrapStores(deps, fnEnv, client, opts)
 		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), fnDeps)
 		if err != nil && buildErr == nil {
 			buildErr = fmt.Errorf("%s: %w", name, err)
@@ -286,37 +285,30 @@ func (s *Stack) DevToken(sub string, groups []string, ttl time.Duration) (string
 	})
 }
 
-// wrapInbox applies Options.WrapInbox to the inbox of a function whose
-// environment names the notifications table; client is the DynamoDB client
-// (nil in memory). Other functions, and every function without the hook,
-// get deps unchanged.
-func wrapInbox(deps app.Deps, fnEnv map[string]string, client *dynamodb.Client, wrap func(notify.InboxStore) notify.InboxStore) app.Deps {
-	table := strings.TrimSpace(fnEnv[app.EnvNotificationsTable])
-	if wrap == nil || table == "" {
-		return deps
-	}
-	inbox := deps.Inbox
-	if inbox == nil {
-		inbox = dynamo.NewInbox(client, table)
-	}
-	deps.Inbox = wrap(inbox)
+// wrapStores applies the test hooks Options.WrapInbox and
+// Options.WrapConnections to the stores of a function whose environment
+// names their table; client is the DynamoDB client (nil in memory). Without
+// a hook, deps are unchanged.
+func wrapStores(deps app.Deps, fnEnv map[string]string, client *dynamodb.Client, opts Options) app.Deps {
+	deps.Inbox = wrapStore(deps.Inbox, fnEnv[app.EnvNotificationsTable], opts.WrapInbox,
+		func(table string) notify.InboxStore { return dynamo.NewInbox(client, table) })
+	deps.Connections = wrapStore(deps.Connections, fnEnv[app.EnvConnectionsTable], opts.WrapConnections,
+		func(table string) notify.ConnectionStore { return dynamo.New(client, table) })
 	return deps
 }
 
-// wrapConnections applies Options.WrapConnections to the connection store of
-// a function whose environment names the connections table (every one),
-// as wrapInbox does for the inbox.
-func wrapConnections(deps app.Deps, fnEnv map[string]string, client *dynamodb.Client, wrap func(notify.ConnectionStore) notify.ConnectionStore) app.Deps {
-	table := strings.TrimSpace(fnEnv[app.EnvConnectionsTable])
+// wrapStore returns wrap(store), building the store on table when there
+// is none yet (on DynamoDB); store as it is without a hook or a table.
+func wrapStore[S comparable](store S, table string, wrap func(S) S, build func(table string) S) S {
+	table = strings.TrimSpace(table)
 	if wrap == nil || table == "" {
-		return deps
+		return store
 	}
-	store := deps.Connections
-	if store == nil {
-		store = dynamo.New(client, table)
+	var none S
+	if store == none {
+		store = build(table)
 	}
-	deps.Connections = wrap(store)
-	return deps
+	return wrap(store)
 }
 
 // deferredHandler stands in for a function until it is built: invocations

@@ -17,27 +17,14 @@ import (
 // per-user cap, disconnect and revocation, token lifetime, repeated keys
 // and the read answer on every socket.
 func TestHardeningE2E(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			for _, tc := range []struct {
-				name string
-				run  func(t *testing.T, b backend)
-			}{
-				{"ConnectionCap", testConnectionCap},
-				{"DisconnectAndRevoke", testDisconnectAndRevoke},
-				{"DisconnectGroup", testDisconnectGroup},
-				{"TokenExpiry", testTokenExpiry},
-				{"RepeatedKeys", testRepeatedKeys},
-				{"ReadReachesEverySocket", testReadReachesEverySocket},
-			} {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					tc.run(t, b)
-				})
-			}
-		})
-	}
+	runSuite(t, []suiteCase{
+		{"ConnectionCap", testConnectionCap},
+		{"DisconnectAndRevoke", testDisconnectAndRevoke},
+		{"DisconnectGroup", testDisconnectGroup},
+		{"TokenExpiry", testTokenExpiry},
+		{"RepeatedKeys", testRepeatedKeys},
+		{"ReadReachesEverySocket", testReadReachesEverySocket},
+	})
 }
 
 // signed mints a token of the stack's secret for sub, issued at iat and

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +43,30 @@ type backend struct {
 var backends = []backend{
 	{name: "memory"},
 	{name: "dynalite", dynamodb: testenv.Dynalite},
+}
+
+// suiteCase is one black-box check, run once per backend.
+type suiteCase struct {
+	name string
+	run  func(t *testing.T, b backend)
+}
+
+// runSuite runs every case on every backend, all in parallel: the two
+// backends must not drift apart.
+func runSuite(t *testing.T, cases []suiteCase) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			started := time.Now()
+			t.Cleanup(func() { t.Logf("%s took %s", b.name, time.Since(started).Round(time.Millisecond)) })
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.run(t, b)
+				})
+			}
+		})
+	}
 }
 
 // stack is a running local stack and the SDK clients that talk to it.
@@ -279,69 +301,9 @@ func (c *client) closed(t *testing.T) websocket.StatusCode {
 	}
 }
 
-// logCapture is a slog.Handler that keeps every record with its attributes:
-// the connection id a client cannot see is in ConnectFunction's log.
-type logCapture struct {
-	store *logStore
-	attrs []slog.Attr
-}
+// logCapture keeps the stack's log records (testenv.Logs).
+type logCapture = testenv.Logs
 
-type logStore struct {
-	mu      sync.Mutex
-	records []map[string]any
-}
-
-func newLogCapture() *logCapture { return &logCapture{store: &logStore{}} }
-
-func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
-
-func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
-	m := map[string]any{"msg": r.Message}
-	for _, a := range l.attrs {
-		m[a.Key] = a.Value.Any()
-	}
-	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.Any(); return true })
-	l.store.mu.Lock()
-	defer l.store.mu.Unlock()
-	l.store.records = append(l.store.records, m)
-	return nil
-}
-
-func (l *logCapture) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &logCapture{store: l.store, attrs: append(slices.Clip(l.attrs), attrs...)}
-}
-
-func (l *logCapture) WithGroup(string) slog.Handler { return l }
-
-// connectionID returns the id ConnectFunction logged for user sub.
-func (l *logCapture) connectionID(t *testing.T, sub string) string {
-	t.Helper()
-	var id string
-	eventually(t, "ConnectFunction logged the connection of "+sub, func() bool {
-		l.store.mu.Lock()
-		defer l.store.mu.Unlock()
-		for _, r := range l.store.records {
-			if r["msg"] == "connected" && r["function"] == "ConnectFunction" && r["userId"] == sub {
-				id, _ = r["connectionId"].(string)
-				return id != ""
-			}
-		}
-		return false
-	})
-	return id
-}
-
-// disconnects counts DisconnectFunction's "disconnected" records.
-func (l *logCapture) disconnects() int {
-	l.store.mu.Lock()
-	defer l.store.mu.Unlock()
-	n := 0
-	for _, r := range l.store.records {
-		if r["msg"] == "disconnected" && r["function"] == "DisconnectFunction" {
-			n++
-		}
-	}
-	return n
-}
+func newLogCapture() *logCapture { return testenv.NewLogs() }
 
 func newLogger() *slog.Logger { return slog.New(newLogCapture()) }

@@ -23,26 +23,9 @@ import (
 // a socket is down, read state reaches every tab, and idempotency holds under
 // concurrency. Black box, like TestStack: real WebSocket clients and the
 // SDK's Lambda client, once in memory and once on DynamoDB (dynalite).
-func TestInboxE2E(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			started := time.Now()
-			t.Cleanup(func() { t.Logf("%s inbox suite took %s", b.name, time.Since(started).Round(time.Millisecond)) })
-			for _, tc := range inboxSuite {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					tc.run(t, b)
-				})
-			}
-		})
-	}
-}
+func TestInboxE2E(t *testing.T) { runSuite(t, inboxSuite) }
 
-var inboxSuite = []struct {
-	name string
-	run  func(t *testing.T, b backend)
-}{
+var inboxSuite = []suiteCase{
 	{"ResumeAfterOffline", testResumeAfterOffline},
 	{"SyncNeverConnected", testSyncNeverConnected},
 	{"DroppedMidStreamPages", testDroppedMidStreamPages},
@@ -212,11 +195,11 @@ func readIDs(ns []note) []string {
 // one racing the close handshake could still be accepted.
 func (c *client) drop(t *testing.T) {
 	t.Helper()
-	before := c.logs.disconnects()
+	before := c.logs.Count("DisconnectFunction", "disconnected")
 	if err := c.conn.Close(websocket.StatusNormalClosure, "drop"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	eventually(t, "the stack ran $disconnect", func() bool { return c.logs.disconnects() > before })
+	eventually(t, "the stack ran $disconnect", func() bool { return c.logs.Count("DisconnectFunction", "disconnected") > before })
 }
 
 func ascending(t *testing.T, what string, ids ...string) {

@@ -25,34 +25,19 @@ import (
 // them and holds their namespace, dimensions, names, units and values to
 // what happened.
 func TestMetricsE2E(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			for _, tc := range []struct {
-				name string
-				run  func(t *testing.T, b backend)
-			}{
-				{"PublishWithGone", testMetricsPublishWithGone},
-				{"DuplicateAndRefusedPublish", testMetricsDuplicateAndRefused},
-				{"Connects", testMetricsConnects},
-				{"FramesAndDisconnect", testMetricsFrames},
-			} {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					tc.run(t, b)
-				})
-			}
-		})
-	}
+	runSuite(t, []suiteCase{
+		{"PublishWithGone", testMetricsPublishWithGone},
+		{"DuplicateAndRefusedPublish", testMetricsDuplicateAndRefused},
+		{"Connects", testMetricsConnects},
+		{"FramesAndDisconnect", testMetricsFrames},
+	})
 }
 
 // emf returns the EMF objects function has logged so far, in order.
-func (l *logCapture) emf(t *testing.T, function string) []metrics.Parsed {
+func emfOf(t *testing.T, l *logCapture, function string) []metrics.Parsed {
 	t.Helper()
-	l.store.mu.Lock()
-	defer l.store.mu.Unlock()
 	var out []metrics.Parsed
-	for _, r := range l.store.records {
+	for _, r := range l.Records() {
 		if r["msg"] != "metrics" || r["function"] != function {
 			continue
 		}
@@ -75,7 +60,7 @@ func (s *stack) waitEMF(t *testing.T, function string, n int) metrics.Parsed {
 	t.Helper()
 	var got []metrics.Parsed
 	eventually(t, fmt.Sprintf("%s logged %d EMF objects", function, n), func() bool {
-		got = s.logs.emf(t, function)
+		got = emfOf(t, s.logs, function)
 		return len(got) >= n
 	})
 	if len(got) != n {
@@ -206,7 +191,7 @@ func testMetricsPublishWithGone(t *testing.T, b backend) {
 	for _, u := range []string{"u-m1", "u-m2", "u-m3"} {
 		clients = append(clients, s.connect(t, u, "team:metrics"))
 	}
-	f.loseDeleteOf(s.logs.connectionID(t, "u-m3"))
+	f.loseDeleteOf(s.logs.ConnectionID(t, "u-m3"))
 	if err := clients[2].conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +218,7 @@ func testMetricsPublishWithGone(t *testing.T, b backend) {
 	}
 	// Three connects, each one object: Connects 1.
 	s.waitEMF(t, "ConnectFunction", 3)
-	for _, o := range s.logs.emf(t, "ConnectFunction") {
+	for _, o := range emfOf(t, s.logs, "ConnectFunction") {
 		checkEMF(t, o, wantEMF{namespace: "WorkOrderNotify", function: "ConnectFunction",
 			counts: map[string]float64{"Connects": 1, "ConnectsRefused": 0}}, since)
 	}
@@ -364,13 +349,11 @@ func testMetricsFrames(t *testing.T, b backend) {
 	// Every object of the stack's log parsed; none came from another
 	// function than the four.
 	var functions []string
-	s.logs.store.mu.Lock()
-	for _, r := range s.logs.store.records {
+	for _, r := range s.logs.Records() {
 		if r["msg"] == "metrics" {
 			functions = append(functions, fmt.Sprint(r["function"]))
 		}
 	}
-	s.logs.store.mu.Unlock()
 	sort.Strings(functions)
 	if want := []string{"ConnectFunction", "DefaultFunction", "DefaultFunction", "DefaultFunction", "DefaultFunction",
 		"DefaultFunction", "DefaultFunction", "DefaultFunction", "DisconnectFunction"}; !slices.Equal(functions, want) {

@@ -22,26 +22,9 @@ import (
 
 // TestStack runs the whole behaviour suite against a stack in memory and
 // against one on DynamoDB (dynalite): the two must not drift apart.
-func TestStack(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			started := time.Now()
-			t.Cleanup(func() { t.Logf("%s suite took %s", b.name, time.Since(started).Round(time.Millisecond)) })
-			for _, tc := range suite {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					tc.run(t, b)
-				})
-			}
-		})
-	}
-}
+func TestStack(t *testing.T) { runSuite(t, suite) }
 
-var suite = []struct {
-	name string
-	run  func(t *testing.T, b backend)
-}{
+var suite = []suiteCase{
 	{"RefusedBadToken", testRefusedBadToken},
 	{"RefusedOrigin", testRefusedOrigin},
 	{"UserGroupBroadcast", testUserGroupBroadcast},
@@ -172,7 +155,7 @@ func testUserGroupBroadcast(t *testing.T, b backend) {
 func testClosedSocketIsGone(t *testing.T, b backend) {
 	s := startStack(t, b, nil, nil)
 	c := s.connect(t, "u-gone")
-	id := s.logs.connectionID(t, "u-gone")
+	id := s.logs.ConnectionID(t, "u-gone")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -396,15 +379,7 @@ func testShutdownDisconnects(t *testing.T, b backend) {
 		t.Fatalf("close status %d, want 1001", status)
 	}
 	// Shutdown waited for $disconnect.
-	found := false
-	s.logs.store.mu.Lock()
-	for _, r := range s.logs.store.records {
-		if r["msg"] == "disconnected" && r["function"] == "DisconnectFunction" {
-			found = true
-		}
-	}
-	s.logs.store.mu.Unlock()
-	if !found {
+	if s.logs.Count("DisconnectFunction", "disconnected") == 0 {
 		t.Fatal("no $disconnect ran for the open socket")
 	}
 }

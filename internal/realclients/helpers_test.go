@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,14 +90,14 @@ func run(t *testing.T, dir string, extraEnv []string, name string, args ...strin
 // stack is a running local stack in memory and its captured logs.
 type stack struct {
 	*devstack.Stack
-	logs *logCapture
+	logs *testenv.Logs
 }
 
 // startStack starts the stack of template.yaml on 127.0.0.1:0, in memory,
 // with the local defaults (JWT_SECRET, ALLOWED_ORIGINS=*).
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	logs := &logCapture{store: &logStore{}}
+	logs := testenv.NewLogs()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := devstack.Start(ctx, devstack.Options{
@@ -166,7 +164,7 @@ func (s *stack) connect(t *testing.T, sub string, groups ...string) (*socket, st
 		}
 	}()
 	t.Cleanup(func() { conn.CloseNow() })
-	return c, s.logs.connectionID(t, sub)
+	return c, s.logs.ConnectionID(t, sub)
 }
 
 // next returns the next frame.
@@ -201,61 +199,6 @@ func (c *socket) closed(t *testing.T) (websocket.StatusCode, []frame) {
 			t.Fatal("the socket stayed open")
 		}
 	}
-}
-
-// logCapture is a slog.Handler keeping every record with its attributes:
-// a connection's id, which its client cannot see, is in ConnectFunction's
-// "connected" record.
-type logCapture struct {
-	store *logStore
-	attrs []slog.Attr
-}
-
-type logStore struct {
-	mu      sync.Mutex
-	records []map[string]any
-}
-
-func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
-
-func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
-	m := map[string]any{"msg": r.Message}
-	for _, a := range l.attrs {
-		m[a.Key] = a.Value.Any()
-	}
-	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.Any(); return true })
-	l.store.mu.Lock()
-	defer l.store.mu.Unlock()
-	l.store.records = append(l.store.records, m)
-	return nil
-}
-
-func (l *logCapture) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &logCapture{store: l.store, attrs: append(slices.Clip(l.attrs), attrs...)}
-}
-
-func (l *logCapture) WithGroup(string) slog.Handler { return l }
-
-// connectionID returns the id of sub's connection (one per user in these
-// tests), from ConnectFunction's log.
-func (l *logCapture) connectionID(t *testing.T, sub string) string {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		l.store.mu.Lock()
-		for _, r := range l.store.records {
-			if r["msg"] == "connected" && r["function"] == "ConnectFunction" && r["userId"] == sub {
-				if id, _ := r["connectionId"].(string); id != "" {
-					l.store.mu.Unlock()
-					return id
-				}
-			}
-		}
-		l.store.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("ConnectFunction logged no connection of %s", sub)
-	return ""
 }
 
 // readmeBlocks returns the fenced code blocks of lang in README.md's section

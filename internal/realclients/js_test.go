@@ -198,7 +198,7 @@ ws.on("close", (code, reason) => console.log(JSON.stringify({ close: code, reaso
 		_ = cmd.Wait()
 		t.Fatalf("ws client did not open: %q %s", lines.Text(), stderr.String())
 	}
-	id := s.logs.connectionID(t, "u-ws-utf8")
+	id := s.logs.ConnectionID(t, "u-ws-utf8")
 	text, binary := []byte(`{"type":"ok"}`), []byte{0xff, 0xfe, 'h', 'i', 0x80, 0x00}
 	for _, body := range [][]byte{text, binary} {
 		resp, err := http.Post(s.ManagementEndpoint()+"/@connections/"+id, "application/octet-stream", bytes.NewReader(body))
