@@ -5,24 +5,26 @@
 // retryer, both sized for the fan-out concurrency, so that a publish that
 // posts to thousands of connections neither re-dials for every request nor
 // gives up retrying once a shared retry budget is spent.
+//
+// A post is the hot path of every publish: Send builds and signs its
+// request itself with the SDK's own pieces (credentials cache, SigV4
+// signer, standard retryer) rather than running the service client's
+// per-call middleware stack, at less than half the CPU (bench_test.go:
+// BenchmarkSend against BenchmarkSendSDKClient). Close, rare, goes through
+// the service client.
 package apigw
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
-	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -59,7 +61,10 @@ type Options struct {
 // Sender posts to connections through the Management API. It is safe for
 // concurrent use; build one per process (Lambda container) and reuse it.
 type Sender struct {
+	// client serves Close, and posts when lean is nil.
 	client *apigatewaymanagementapi.Client
+	// lean is the lean post path; nil for the SDK post path (pathSDK).
+	lean *poster
 }
 
 var _ notify.Sender = (*Sender)(nil)
@@ -72,9 +77,29 @@ func EndpointFor(apiID, region, stage string) string {
 }
 
 // New returns a Sender for opts.Endpoint that signs with cfg's credentials
-// and region. cfg's HTTP client and retryer are not used: the Sender builds
-// its own, sized by opts. Loading cfg is the caller's business.
+// (cached with aws.NewCredentialsCache unless they already are) and region.
+// cfg's HTTP client, retryer and logger are not used: the Sender builds its
+// own client and retryer, sized by opts. cfg.APIOptions and
+// cfg.Interceptors apply to Close only: posts do not run the SDK's
+// middleware stack. Loading cfg is the caller's business.
 func New(cfg aws.Config, opts Options) *Sender {
+	return newSender(cfg, opts, nil, pathLean)
+}
+
+// postPath selects how a Sender posts.
+type postPath int
+
+const (
+	// pathLean builds and signs requests itself (poster).
+	pathLean postPath = iota
+	// pathSDK calls the service client's PostToConnection: the comparison
+	// for the lean path, in tests and benchmarks.
+	pathSDK
+)
+
+// newSender is New with the HTTP client (nil: the pooled one) and the post
+// path given.
+func newSender(cfg aws.Config, opts Options, httpClient aws.HTTPClient, path postPath) *Sender {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -91,124 +116,38 @@ func New(cfg aws.Config, opts Options) *Sender {
 	case strings.HasPrefix(endpoint, "ws://"):
 		endpoint = "http://" + strings.TrimPrefix(endpoint, "ws://")
 	}
+	if httpClient == nil {
+		httpClient = newHTTPClient(opts.Concurrency)
+	}
+	retryer := newRetryer(opts)
+	// One credentials cache for both clients; nil: requests go unsigned.
+	creds := signingCredentials(cfg.Credentials)
+	clientCreds := creds
+	if creds == nil {
+		clientCreds = cfg.Credentials // the service client knows anonymous credentials
+	}
+	s := &Sender{client: newServiceClient(cfg, endpoint, httpClient, retryer, clientCreds)}
+	if path == pathLean {
+		p := &poster{http: httpClient, retryer: retryer, maxAttempts: retryer.MaxAttempts()}
+		if p.req, p.err = newRequestBuilder(endpoint, creds, cfg.Region, p.maxAttempts); p.err != nil {
+			p.err = fmt.Errorf("apigw: endpoint: %w", p.err)
+		}
+		s.lean = p
+	}
+	return s
+}
 
+// newHTTPClient returns the SDK's HTTP client with an idle pool of n
+// connections per host.
+func newHTTPClient(n int) aws.HTTPClient {
 	// The SDK's transport keeps only 10 idle connections per host: with a
 	// pool of 64 posting goroutines, 54 connections would be closed after
 	// every response and re-dialled (TCP + TLS) for the next post. Keep one
 	// idle connection per expected worker instead. Keep-alives stay on.
-	n := opts.Concurrency
-	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = n
 		t.MaxIdleConnsPerHost = n
 		t.DisableKeepAlives = false
-	})
-
-	client := apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = httpClient
-		o.Retryer = newRetryer(opts)
-		// cfg.RetryMaxAttempts (AWS_MAX_ATTEMPTS, max_attempts in the shared
-		// config) would otherwise wrap our retryer and override MaxAttempts.
-		o.RetryMaxAttempts = 0
-	})
-	return &Sender{client: client}
-}
-
-// noRetryCodes are answers that retrying cannot change: the connection is
-// gone, the frame is too big, the caller may not post. Listed explicitly so
-// that they are never retried whatever the SDK's defaults become.
-var noRetryCodes = map[string]struct{}{
-	"GoneException":            {},
-	"PayloadTooLargeException": {},
-	"ForbiddenException":       {},
-}
-
-var throttleCodes = map[string]struct{}{
-	// 429: account throttling, or the client's outgoing buffer is full.
-	"LimitExceededException": {},
-}
-
-func newRetryer(opts Options) aws.Retryer {
-	return throttleCounter{newStandardRetryer(opts)}
-}
-
-// throttleCounter counts, in the metrics.Record of the call's context (if
-// any: PublishFunction's invocations carry one), each 429 that is retried:
-// the Throttled metric (docs/PROTOCOL.md §9).
-//
-// It hooks GetRetryToken rather than watching every attempt's answer: the
-// retry middleware asks for a retry token only once it has decided to retry
-// (the error is retryable and attempts are left), so a 429 on the last
-// attempt, which is not retried, is not counted; and a post that succeeds
-// first time runs no code of this type at all.
-type throttleCounter struct {
-	aws.RetryerV2
-}
-
-func (r throttleCounter) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
-	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
-	if err == nil && isThrottle(opErr) {
-		metrics.FromContext(ctx).Add(metrics.Throttled, 1)
-	}
-	return release, err
-}
-
-// isThrottle reports whether err is a 429 answer.
-func isThrottle(err error) bool {
-	if httpStatus(err) == http.StatusTooManyRequests {
-		return true
-	}
-	_, ok := throttleCodes[errorCode(err)]
-	return ok
-}
-
-func newStandardRetryer(opts Options) *retry.Standard {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = opts.MaxAttempts
-		o.MaxBackoff = opts.MaxBackoff
-		// Default backoff: exponential with full jitter,
-		// rand[0,1) * min(base * 2^i, MaxBackoff), base 1 s for throttling.
-		o.Backoff = nil
-
-		// Decisions are taken by the first check that knows the error:
-		// cancellation first, then our explicit refusals, then 429s, then
-		// the SDK defaults (5xx, connection errors...).
-		o.Retryables = append([]retry.IsErrorRetryable{
-			retry.NoRetryCanceledError{},
-			retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-				if _, ok := noRetryCodes[errorCode(err)]; ok {
-					return aws.FalseTernary
-				}
-				switch httpStatus(err) {
-				case http.StatusGone, http.StatusRequestEntityTooLarge, http.StatusForbidden:
-					return aws.FalseTernary
-				}
-				return aws.UnknownTernary
-			}),
-			retry.RetryableErrorCode{Codes: throttleCodes},
-		}, o.Retryables...)
-		o.Throttles = append([]retry.IsErrorThrottle{
-			retry.ThrottleErrorCode{Codes: throttleCodes},
-		}, o.Throttles...)
-
-		// The retry quota. By default a retryer draws from a 500-token
-		// bucket shared by every goroutine using the client: a throttling
-		// retry costs 5 tokens, a failed retry's tokens are never given
-		// back and a first-try success adds only 1. A burst of 429s across
-		// a fan-out of a few hundred posts (exactly what the account-wide
-		// 10,000 req/s limit produces) empties it within milliseconds, and
-		// from then on every post fails on its first 429 with "retry quota
-		// exceeded", for as long as the warm Lambda lives.
-		//
-		// That bucket protects a service from a retry storm: N callers
-		// multiplying their load by MaxAttempts. Here load is already
-		// bounded: at most Concurrency posts are in flight (the caller's
-		// pool; a retry keeps its slot and sleeps through a jittered
-		// backoff instead of adding a request), each post makes at most
-		// MaxAttempts attempts, and the invocation's context ends the rest.
-		// So we disable the quota rather than size a bucket whose refill we
-		// cannot reason about.
-		o.RateLimiter = ratelimit.None
 	})
 }
 
@@ -224,10 +163,12 @@ func (s *Sender) Send(ctx context.Context, connectionID string, data []byte) err
 	if len(data) == 0 || len(data) > notify.MaxFrameBytes {
 		return notify.Errorf(notify.EINVALID, "apigw: post to connection %s: frame of %d bytes, want 1 to %d", connectionID, len(data), notify.MaxFrameBytes)
 	}
-	_, err := s.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
-		ConnectionId: aws.String(connectionID),
-		Data:         data,
-	})
+	var err error
+	if s.lean != nil {
+		err = s.lean.post(ctx, connectionID, data)
+	} else {
+		err = s.sdkPost(ctx, connectionID, data)
+	}
 	return mapError("post to", connectionID, err)
 }
 
@@ -238,42 +179,4 @@ func (s *Sender) Close(ctx context.Context, connectionID string) error {
 		ConnectionId: aws.String(connectionID),
 	})
 	return mapError("close", connectionID, err)
-}
-
-// mapError turns an SDK error into a notify error. The modeled exception is
-// checked first; the HTTP status is the fallback for answers without an
-// x-amzn-ErrorType header (real 410s may come with an empty body, and local
-// stand-ins may send no header at all).
-func mapError(op, connectionID string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var gone *types.GoneException
-	var tooLarge *types.PayloadTooLargeException
-	switch {
-	case errors.As(err, &gone) || httpStatus(err) == http.StatusGone:
-		// Both wrapped: errors.Is(err, notify.ErrGone) holds, ErrorCode finds
-		// ErrGone (the first *notify.Error) and the SDK error stays reachable.
-		return fmt.Errorf("apigw: %s connection %s: %w: %w", op, connectionID, notify.ErrGone, err)
-	case errors.As(err, &tooLarge) || httpStatus(err) == http.StatusRequestEntityTooLarge:
-		return notify.Wrap(notify.EINVALID, err, "apigw: "+op+" connection "+connectionID+": frame refused by the gateway as too large (413)")
-	default:
-		return notify.Wrap(notify.EINTERNAL, err, "apigw: "+op+" connection "+connectionID+" failed")
-	}
-}
-
-func errorCode(err error) string {
-	var v interface{ ErrorCode() string }
-	if errors.As(err, &v) {
-		return v.ErrorCode()
-	}
-	return ""
-}
-
-func httpStatus(err error) int {
-	var v interface{ HTTPStatusCode() int }
-	if errors.As(err, &v) {
-		return v.HTTPStatusCode()
-	}
-	return 0
 }

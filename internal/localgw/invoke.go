@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/handlertrace"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/google/uuid"
 )
 
 // maxInvokePayload is Lambda's synchronous request payload quota (6 MB).
@@ -45,7 +46,7 @@ func (g *Gateway) invoke(ctx context.Context, name string, payload []byte) (invo
 	if !ok {
 		return invocation{}, fmt.Errorf("%w: %s", errUnknownFunction, functionARN(name))
 	}
-	inv := invocation{requestID: newUUID()}
+	inv := invocation{requestID: uuid.NewString()}
 	ctx, cancel := context.WithTimeout(ctx, fn.timeout)
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // FunctionInfo is what ListFunctions and GetFunction report about a function beyond its name,
@@ -56,7 +58,7 @@ type functionEnv struct {
 // serveLambda is the Lambda API under /2015-03-31/: Invoke, ListFunctions and GetFunction.
 // Anything else answers a JSON error with x-amzn-ErrorType, as Lambda does.
 func (g *Gateway) serveLambda(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("x-amzn-RequestId", newUUID())
+	w.Header().Set("x-amzn-RequestId", uuid.NewString())
 	rest := strings.TrimPrefix(r.URL.Path, lambdaPrefix)
 	switch {
 	case rest == "functions/" || rest == "functions":

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/workorders/notify/internal/notify"
 )
 
@@ -35,10 +37,10 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 			return
 		}
 	}
-	w.Header().Set("x-amzn-RequestId", newUUID())
+	w.Header()[requestIDHeader] = []string{uuid.NewString()}
 	switch r.Method {
 	case http.MethodPost:
-		body, err := io.ReadAll(io.LimitReader(r.Body, notify.MaxFrameBytes+1))
+		body, err := readFrame(r)
 		if err != nil {
 			writeAWSError(w, http.StatusBadRequest, "BadRequestException", "Could not read request body")
 			return
@@ -83,6 +85,39 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 	}
 }
 
+// requestIDHeader is x-amzn-RequestId as net/http writes it: set directly
+// in canonical form, the header costs no canonicalization per request.
+const requestIDHeader = "X-Amzn-Requestid"
+
+// readFrame reads a POST's frame: into a buffer of the announced length when
+// there is one within the limit (one allocation, the frame queued for the
+// socket), else up to notify.MaxFrameBytes+1 bytes, enough to tell a frame
+// too large.
+func readFrame(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= notify.MaxFrameBytes {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, notify.MaxFrameBytes+1))
+}
+
+// goneBody is the body of every 410 (writeAWSError's), encoded once: a
+// fan-out to stale connections answers many.
+var goneBody = mustJSON(map[string]string{"message": "Connection is gone"})
+
+var (
+	jsonContentType = []string{"application/json"}
+	goneErrorType   = []string{"GoneException"}
+)
+
+// gone answers 410 GoneException as writeAWSError does.
 func gone(w http.ResponseWriter) {
-	writeAWSError(w, http.StatusGone, "GoneException", "Connection is gone")
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["X-Amzn-Errortype"] = goneErrorType
+	w.WriteHeader(http.StatusGone)
+	_, _ = w.Write(goneBody)
 }

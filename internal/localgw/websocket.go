@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 
 	"github.com/workorders/notify/internal/notify"
 )
@@ -102,6 +103,11 @@ func (c *connection) markClosed() { c.closedOnce.Do(func() { close(c.closed) }) 
 // socket waits until the upgrade was answered and returns the socket, or nil if the upgrade
 // failed or ctx ended first.
 func (c *connection) socket(ctx context.Context) *websocket.Conn {
+	select {
+	case <-c.ready: // the usual case, checked first: ctx.Done may allocate its channel
+		return c.ws
+	default:
+	}
 	select {
 	case <-c.ready:
 		return c.ws
@@ -317,26 +323,39 @@ func (g *Gateway) dropConn(c *connection, code websocket.StatusCode, reason stri
 // writeLoop is the connection's only writer: it sends the queued frames in order, each bounded
 // by writeTimeout, then closes the socket once the queue is shut: with a close frame after the
 // queued frames (closeConn), or at once (dropConn, finishClosed, a failed write).
+//
+// One timer, re-armed for each frame, bounds the writes (rather than a context with a deadline
+// per frame, which costs a context, a timer and the websocket library's cancellation hook on
+// every frame): when it fires, the socket is closed, which fails the write in progress, and the
+// connection dropped.
 func (g *Gateway) writeLoop(c *connection) {
 	defer c.markClosed()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(writeTimeout, func() {
+		timedOut.Store(true)
+		g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
+		g.dropConn(c, closeAbnormal, "write timeout")
+		// Closed here too: dropConn does nothing once a close has started (a DELETE's, whose
+		// close frame waits behind this write).
+		_ = c.ws.CloseNow()
+	})
+	timer.Stop()
 	failed := false
 	for f := range c.q {
 		if failed {
 			continue // the socket is dead: discard the rest
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := c.ws.Write(ctx, f.typ, f.data)
-		timedOut := ctx.Err() != nil
-		cancel()
+		timer.Reset(writeTimeout)
+		err := c.ws.Write(context.Background(), f.typ, f.data)
+		timer.Stop()
+		if timedOut.Load() {
+			failed = true // dropped by the timer, even if this write made it
+			continue
+		}
 		if err != nil {
 			failed = true
-			if timedOut {
-				g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
-				g.dropConn(c, closeAbnormal, "write timeout")
-			} else {
-				// The socket broke: the read loop sees it too and records how it closed.
-				_ = c.ws.CloseNow()
-			}
+			// The socket broke: the read loop sees it too and records how it closed.
+			_ = c.ws.CloseNow()
 			continue
 		}
 		c.touch()
@@ -556,7 +575,7 @@ func eventHeaders(r *http.Request, ip string) (map[string]string, map[string][]s
 	add("X-Forwarded-Port", []string{port})
 	add("X-Forwarded-Proto", []string{"http"})
 	if _, ok := single["X-Amzn-Trace-Id"]; !ok {
-		add("X-Amzn-Trace-Id", []string{"Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + strings.ReplaceAll(newUUID(), "-", "")[:24]})
+		add("X-Amzn-Trace-Id", []string{"Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24]})
 	}
 	return single, multi
 }
