@@ -8,10 +8,10 @@
 // projection ALL, and a TTL attribute expiresAt (epoch seconds). A connection
 // C of user U with groups G1..Gn is stored as:
 //
-//	pk=conn#C   sk=conn  connectionId, userId, groups (L of S, omitted when none), connectedAt, expiresAt
-//	pk=user#U   sk=C     userId, connectedAt, expiresAt
-//	pk=group#G  sk=C     userId, connectedAt, expiresAt   (one per group)
-//	pk=revoked#U sk=revoked  revokedAt, expiresAt          (a disconnect request's revocation)
+//	pk=conn#C       sk=conn  connectionId, userId, groups (L of S, omitted when none), connectedAt, expiresAt
+//	pk=user#U       sk=C     userId, connectedAt, expiresAt
+//	pk=group#G#SS   sk=C     userId, connectedAt, expiresAt   (one per group; SS is C's shard)
+//	pk=revoked#U    sk=revoked  revokedAt, expiresAt          (a disconnect request's revocation)
 //
 // Connection and membership items also carry tokenExpiresAt (epoch seconds)
 // when the token had an exp, so a fan-out can close expired connections.
@@ -20,6 +20,44 @@
 // connections: a broadcast scans it. Fan-out to users and groups queries
 // their partitions. The user# and group# prefixes keep user ids and group
 // names apart: group "user:43" is not user 43.
+//
+// # Group shards
+//
+// DynamoDB takes at most 1,000 write units a second on one partition key, and
+// every connect and disconnect of a group member writes one of the group's
+// items (one write unit: membership items are far below 1 KB). When API Gateway drops every socket at its 2-hour limit, a whole
+// group reconnects at once: a $disconnect delete and a $connect put per
+// member. A group's items are therefore spread over 16 write shards
+// (groupShards), pk group#G#00 to group#G#15. The shard SS of connection C is
+// FNV-1a (32-bit) of C, its upper 16 bits XORed into the lower ones (alone,
+// FNV-1a's low bits only depend on the low bits of each byte), modulo 16,
+// written as two decimal digits. It depends on C alone, so deleting a
+// connection finds its group items from the connection item's groups without
+// a scan, and a connection's put and delete land on the same key.
+//
+// The arithmetic: a storm of 5,000 connects and 5,000 disconnects a second
+// into one group is 10,000 writes, 625 a second per shard on average (8
+// shards would average 1,250, over the limit). A connection's put and delete
+// land on one shard, so with random connection ids a shard's writes are twice
+// a binomial count (5,000 draws, p = 1/16): standard deviation 34, the
+// busiest of the 16 shards near 690 (99th percentile 740), and any shard past
+// 800 with odds of about 6 in a million. TestReconnectStorm counts the writes
+// of 5,000 connections per key.
+//
+// The suffix has a fixed width, so a pk maps back to exactly one group and
+// shard: the shard is the last two characters, the group what lies between
+// "group#" and the '#' before them, even for a group name holding '#' or
+// ending in "#" and two digits (notify.ValidName allows no '#' anyway).
+// Reading a group queries all its shards (16 Queries, queryConcurrency at
+// once; an empty shard still costs a read unit), so readers must know the
+// shard count, and deleters the hash: changing either orphans the stored
+// group items (until their expiresAt).
+//
+// Users' partitions are not sharded: a user holds at most
+// MAX_CONNECTIONS_PER_USER (default 20) sockets, so a storm writes a few
+// dozen items under user#U. Connection items each have a key of their own,
+// and the broadcast reads the ByConnection index, whose partition key is the
+// connection id: both are spread already.
 //
 // Expired items can linger (TTL deletes them up to two days late, and
 // dynalite not at all), so every read filters on expiresAt.
@@ -30,6 +68,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -66,10 +105,16 @@ const (
 )
 
 const (
-	// queryConcurrency bounds the Queries or Scan segments run at once.
-	queryConcurrency = 8
+	// queryConcurrency bounds the Queries or Scan segments run at once:
+	// one group's shards in one round (internal/app sizes the DynamoDB
+	// client's idle connections to match).
+	queryConcurrency = groupShards
 	// scanSegments is the TotalSegments of a broadcast's parallel Scan.
 	scanSegments = 4
+	// groupShards is how many partition keys a group's membership items
+	// are spread over (see "Group shards" in the package documentation).
+	// Readers query all of them: changing it orphans stored items.
+	groupShards = 16
 	// cleanupTimeout bounds best-effort cleanup after a failed save.
 	cleanupTimeout = 5 * time.Second
 )
@@ -94,6 +139,9 @@ type Store struct {
 	w *batchWriter
 	// now returns the current time; tests may replace it.
 	now func() time.Time
+	// pageLimit, when positive, is the Limit of each Query and Scan page
+	// of ForEachTarget (tests use it to force pagination).
+	pageLimit int32
 }
 
 var _ notify.ConnectionStore = (*Store)(nil)
@@ -117,10 +165,35 @@ type key struct {
 func connKey(id string) key        { return key{"conn#" + id, connSK} }
 func revokedKey(userID string) key { return key{"revoked#" + userID, revokedSK} }
 func userPK(user string) string    { return "user#" + user }
-func groupPK(group string) string  { return "group#" + group }
+
+// Shard suffixes are two decimal digits: groupShards must not exceed 100.
+const _ uint = 100 - groupShards
+
+// groupPK is the partition key of shard of group: "group#" + group + "#" and
+// the shard in two digits.
+func groupPK(group string, shard int) string {
+	if shard < 10 {
+		return "group#" + group + "#0" + strconv.Itoa(shard)
+	}
+	return "group#" + group + "#" + strconv.Itoa(shard)
+}
+
+// groupShard returns the write shard of connection id's group items:
+// FNV-1a (32-bit, as hash/fnv's New32a) of id, its upper 16 bits XORed into
+// the lower ones (FNV-1a's low bits only depend on the low bits of each
+// byte), modulo groupShards. It is part of the schema: changing it orphans
+// stored items.
+func groupShard(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int((h ^ h>>16) % groupShards)
+}
 
 // item is a connection item (connKey) or a membership item (pk user#U or
-// group#G, sk the connection id), as the package documentation lays out.
+// group#G#SS, sk the connection id), as the package documentation lays out.
 type item struct {
 	key
 	ConnectionID   string   `dynamodbav:"connectionId,omitempty"` // connection items only
@@ -154,14 +227,16 @@ func (it item) connection() notify.Connection {
 	return c
 }
 
-// membershipKeys returns the keys of connection id's membership items.
+// membershipKeys returns the keys of connection id's membership items: its
+// user's, and its shard of each group.
 func membershipKeys(id, userID string, groups []string) []key {
 	keys := make([]key, 0, 1+len(groups))
 	if userID != "" {
 		keys = append(keys, key{userPK(userID), id})
 	}
+	shard := groupShard(id)
 	for _, g := range groups {
-		keys = append(keys, key{groupPK(g), id})
+		keys = append(keys, key{groupPK(g, shard), id})
 	}
 	return keys
 }
@@ -285,12 +360,14 @@ func (s *Store) deleteMemberships(ctx context.Context, id, userID string, groups
 }
 
 // ForEachTarget calls fn with pages of the unexpired connections t reaches.
-// Users and groups are read with a Query of their partition each (each
-// once), run concurrently (at most 8 at once); a broadcast is a parallel
+// A user is read with a Query of its partition, a group with a Query of each
+// of its groupShards partitions (each key once); the Queries run
+// concurrently (at most queryConcurrency at once). A broadcast is a parallel
 // Scan of the ByConnection index, and makes the user and group queries
-// unnecessary. Pages are handed to fn from the calling goroutine only. An
-// error from fn or from a read, or the end of ctx, stops every read before
-// ForEachTarget returns.
+// unnecessary. Pages go to fn as they arrive, from whichever read, so a
+// fan-out starts before the last shard answers; fn is called from the
+// calling goroutine only. An error from fn or from a read, or the end of
+// ctx, stops every read before ForEachTarget returns.
 func (s *Store) ForEachTarget(ctx context.Context, t notify.Target, fn func(page []notify.Connection) error) error {
 	reads := s.reads(t)
 	if len(reads) == 0 {
@@ -370,12 +447,17 @@ func pages[O any, P interface {
 	}
 }
 
-// reads returns the reads of ForEachTarget: a Query of each user's and
-// group's partition, or the Scan segments of a broadcast.
+// reads returns the reads of ForEachTarget: a Query of each user's
+// partition and of each shard of each group, or the Scan segments of a
+// broadcast.
 func (s *Store) reads(t notify.Target) []read {
 	unexpired := ex.NewBuilder().WithFilter(ex.Name(AttrExpiresAt).GreaterThan(ex.Value(s.now().Unix())))
 	fields := func(id string) ex.ProjectionBuilder {
 		return ex.NamesList(ex.Name(id), ex.Name(AttrUserID), ex.Name(AttrConnectedAt), ex.Name(AttrExpiresAt), ex.Name(AttrTokenExpiresAt))
+	}
+	var limit *int32
+	if s.pageLimit > 0 {
+		limit = aws.Int32(s.pageLimit)
 	}
 	var reads []read
 	if t.Broadcast {
@@ -383,7 +465,7 @@ func (s *Store) reads(t notify.Target) []read {
 		for seg := range int32(scanSegments) {
 			p := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{
 				TableName: &s.table, IndexName: aws.String(IndexByConnection),
-				Segment: aws.Int32(seg), TotalSegments: aws.Int32(scanSegments),
+				Segment: aws.Int32(seg), TotalSegments: aws.Int32(scanSegments), Limit: limit,
 				FilterExpression: expr.Filter(), ProjectionExpression: expr.Projection(),
 				ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 			})
@@ -391,12 +473,14 @@ func (s *Store) reads(t notify.Target) []read {
 		}
 		return reads
 	}
-	pks := make([]string, 0, len(t.Users)+len(t.Groups))
+	pks := make([]string, 0, len(t.Users)+groupShards*len(t.Groups))
 	for _, u := range t.Users {
 		pks = append(pks, userPK(u))
 	}
 	for _, g := range t.Groups {
-		pks = append(pks, groupPK(g))
+		for shard := range groupShards {
+			pks = append(pks, groupPK(g, shard))
+		}
 	}
 	slices.Sort(pks)
 	for _, pk := range slices.Compact(pks) {
@@ -405,7 +489,7 @@ func (s *Store) reads(t notify.Target) []read {
 			// Strongly consistent: a connection saved just before a publish
 			// is reached. Membership items are tiny, so this costs little.
 			// (The broadcast's GSI cannot be read consistently.)
-			TableName: &s.table, ConsistentRead: aws.Bool(true),
+			TableName: &s.table, ConsistentRead: aws.Bool(true), Limit: limit,
 			KeyConditionExpression: expr.KeyCondition(), FilterExpression: expr.Filter(),
 			ProjectionExpression: expr.Projection(), ExpressionAttributeNames: expr.Names(),
 			ExpressionAttributeValues: expr.Values(),

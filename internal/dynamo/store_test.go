@@ -211,9 +211,10 @@ func TestItemLayout(t *testing.T) {
 	want := map[string][]string{
 		"conn#Abc123=|conn": {"connectedAt=" + ms, "connectionId=S:Abc123=", "expiresAt=" + sec,
 			"groups=L:[S:team:plant-3,S:user:43]", "pk=S:conn#Abc123=", "sk=S:conn", tok, "userId=S:42"},
-		"user#42|Abc123=":            {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#42", "sk=S:Abc123=", tok, "userId=S:42"},
-		"group#team:plant-3|Abc123=": {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#team:plant-3", "sk=S:Abc123=", tok, "userId=S:42"},
-		"group#user:43|Abc123=":      {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#user:43", "sk=S:Abc123=", tok, "userId=S:42"},
+		"user#42|Abc123=": {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#42", "sk=S:Abc123=", tok, "userId=S:42"},
+		// Abc123= is in shard 06 (see TestGroupShardIsStable).
+		"group#team:plant-3#06|Abc123=": {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#team:plant-3#06", "sk=S:Abc123=", tok, "userId=S:42"},
+		"group#user:43#06|Abc123=":      {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:group#user:43#06", "sk=S:Abc123=", tok, "userId=S:42"},
 		"conn#Xyz789=|conn": {"connectedAt=" + ms, "connectionId=S:Xyz789=", "expiresAt=" + sec,
 			"pk=S:conn#Xyz789=", "sk=S:conn", "userId=S:43"},
 		"user#43|Xyz789=":    {"connectedAt=" + ms, "expiresAt=" + sec, "pk=S:user#43", "sk=S:Xyz789=", "userId=S:43"},
@@ -339,8 +340,13 @@ func TestFanOutOperations(t *testing.T) {
 			}
 		}
 		slices.Sort(pks)
-		if want := []string{"group#g1", "user#u0", "user#u1"}; !slices.Equal(pks, want) {
-			t.Errorf("queried %q, want %q (one Query per distinct key)", pks, want)
+		var want []string
+		for shard := range groupShards {
+			want = append(want, groupPK("g1", shard))
+		}
+		want = append(want, "user#u0", "user#u1")
+		if !slices.Equal(pks, want) {
+			t.Errorf("queried %q, want %q (one Query per distinct key: each shard of g1, each user)", pks, want)
 		}
 	})
 
@@ -385,8 +391,9 @@ func (f *fixture) putRaw(t *testing.T, item map[string]types.AttributeValue) {
 func TestPaginationOverOneMegabyte(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	// 40 items of 200 KB in a group partition and as connection items: about
-	// 8 MB each way, so the Query and each Scan segment need several pages.
+	// 40 items of 200 KB in one shard of a group and as connection items:
+	// about 8 MB each way, so that shard's Query and each Scan segment need
+	// several pages. (Reads do not care which shard holds an item.)
 	pad := &types.AttributeValueMemberS{Value: strings.Repeat("p", 200_000)}
 	now := time.Now()
 	exp := n(now.Add(time.Hour).Unix())
@@ -394,7 +401,7 @@ func TestPaginationOverOneMegabyte(t *testing.T) {
 	for i := range items {
 		id := fmt.Sprintf("c%02d=", i)
 		f.putRaw(t, map[string]types.AttributeValue{
-			AttrPK: &types.AttributeValueMemberS{Value: "group#big"}, AttrSK: &types.AttributeValueMemberS{Value: id},
+			AttrPK: &types.AttributeValueMemberS{Value: groupPK("big", 3)}, AttrSK: &types.AttributeValueMemberS{Value: id},
 			AttrUserID: &types.AttributeValueMemberS{Value: "u"}, AttrConnectedAt: n(now.UnixMilli()), AttrExpiresAt: exp,
 			"pad": pad,
 		})
@@ -410,7 +417,7 @@ func TestPaginationOverOneMegabyte(t *testing.T) {
 		target notify.Target
 		minOps int
 	}{
-		{"Query", notify.Target{Groups: []string{"big"}}, 5},
+		{"Query", notify.Target{Groups: []string{"big"}}, groupShards - 1 + 5},
 		{"Scan", notify.Target{Broadcast: true}, scanSegments + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
