@@ -11,11 +11,12 @@ GOFLAGS ?= -mod=readonly -buildvcs=false
 export GOFLAGS
 
 # Function logical IDs (template.yaml) and the ./functions/<dir> each is built from.
-FUNCTIONS := ConnectFunction DisconnectFunction DefaultFunction PublishFunction
+FUNCTIONS := ConnectFunction DisconnectFunction DefaultFunction PublishFunction FanoutFunction
 dir_ConnectFunction    := connect
 dir_DisconnectFunction := disconnect
 dir_DefaultFunction    := default
 dir_PublishFunction    := publish
+dir_FanoutFunction     := fanout
 
 # Static binary for Graviton; lambda.norpc drops the RPC shim that only the
 # go1.x runtime needed.
@@ -23,18 +24,19 @@ LAMBDA_GOENV := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 LAMBDA_BUILD := $(LAMBDA_GOENV) $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
 .PHONY: all build clean test vet run bench fmt FORCE \
-	build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-PublishFunction
+	build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-PublishFunction \
+	build-FanoutFunction
 
 all: build
 
 # The targets SAM calls, one per function (a static pattern rule: the names are
 # spelled out so that `make -p` and readers see exactly which exist).
-build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-PublishFunction: build-%:
+build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-PublishFunction build-FanoutFunction: build-%:
 	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: sam build sets it; use `make build` locally))
 	@mkdir -p "$(ARTIFACTS_DIR)"
 	$(LAMBDA_BUILD) -o "$(ARTIFACTS_DIR)/bootstrap" ./functions/$(dir_$*)
 
-# `make build`: the same four binaries into bin/<LogicalId>/bootstrap.
+# `make build`: the same five binaries into bin/<LogicalId>/bootstrap.
 build: $(FUNCTIONS:%=bin/%/bootstrap)
 
 # FORCE: go's build cache decides what is stale, not make.

@@ -293,6 +293,12 @@ func invokeEnv(tmpl *samtemplate.Template, function, region string) (map[string]
 	if tmpl.API != "" {
 		refs[tmpl.API] = localAPIID
 	}
+	// A function run alone has no other function to invoke: FANOUT_FUNCTION
+	// (!Ref FanoutFunction) is empty, so PublishFunction posts every frame
+	// itself unless --env-vars names one.
+	for id := range tmpl.Functions {
+		refs[id] = ""
+	}
 	return tmpl.ResolveEnv(function, params, refs)
 }
 

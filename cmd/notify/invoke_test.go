@@ -112,13 +112,14 @@ func TestInvoke(t *testing.T) {
 			"publish.json":    {"PublishFunction", `"delivered":`},
 			"signout.json":    {"PublishFunction", `"disconnected":`},
 			"disconnect.json": {"DisconnectFunction", `"statusCode":200`},
+			"fanout.json":     {"FanoutFunction", `"delivered":`},
 		}
 		for _, e := range entries {
 			if _, known := samples[e.Name()]; !known && e.Name() != "env.json" {
 				t.Errorf("events/%s: no function known for it here", e.Name())
 			}
 		}
-		for _, name := range []string{"connect.json", "default.json", "publish.json", "signout.json", "disconnect.json"} {
+		for _, name := range []string{"connect.json", "default.json", "publish.json", "signout.json", "disconnect.json", "fanout.json"} {
 			sample := samples[name]
 			out, errOut, code := invoke(t, bin, nil, sample.function, "-e", "../../events/"+name, "--env-vars", withStack)
 			if code != 0 || !strings.Contains(out, sample.want) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,12 +18,14 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/workorders/notify/internal/apigw"
 	"github.com/workorders/notify/internal/auth"
 	"github.com/workorders/notify/internal/dynamo"
+	"github.com/workorders/notify/internal/fanout"
 	"github.com/workorders/notify/internal/lambdaevents"
 	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
@@ -45,6 +48,9 @@ type Deps struct {
 	// one JSON object per invocation and line. Nil means standard output,
 	// where Lambda's CloudWatch Logs reads them, unless MetricsToLog.
 	Metrics io.Writer
+	// LambdaEndpoint is the Lambda API endpoint PublishFunction invokes
+	// FanoutFunction through (the local stack's); empty: AWS's.
+	LambdaEndpoint string
 	// MetricsToLog logs each EMF object through the function's logger
 	// instead, as an Info record "metrics" whose "emf" attribute is the
 	// object (metrics.NewLogEmitter): the local stack's choice, so that its
@@ -104,27 +110,82 @@ func NewHandler(ctx context.Context, function string, env map[string]string, dep
 		}
 		return lambda.NewHandler(h.Default), nil
 	case PublishFunction:
-		endpoint, err := cfg.required(EnvManagementEndpoint)
+		sender, concurrency, err := publishSender(ctx, cfg, &deps)
 		if err != nil {
 			return nil, err
 		}
-		concurrency, err := cfg.positiveInt(EnvPublishConcurrency, notify.DefaultConcurrency)
-		if err != nil {
-			return nil, err
-		}
-		awsCfg, err := deps.awsConfig(ctx)
-		if err != nil {
-			return nil, err
-		}
-		sender := apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: concurrency})
 		if h.Service, err = newService(ctx, cfg, &deps, sender, true); err != nil {
 			return nil, err
 		}
 		h.Service.Concurrency = concurrency
+		if err := configureFanout(ctx, cfg, &deps, h.Service); err != nil {
+			return nil, err
+		}
 		return lambda.NewHandler(h.Publish), nil
+	case FanoutFunction:
+		sender, concurrency, err := publishSender(ctx, cfg, &deps)
+		if err != nil {
+			return nil, err
+		}
+		if h.Service, err = newService(ctx, cfg, &deps, sender, false); err != nil {
+			return nil, err
+		}
+		h.Service.Concurrency = concurrency
+		return lambda.NewHandler(h.Fanout), nil
 	}
-	return nil, fmt.Errorf("unknown function %q (known: %s, %s, %s, %s)", function,
-		ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction)
+	return nil, fmt.Errorf("unknown function %q (known: %s, %s, %s, %s, %s)", function,
+		ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction, FanoutFunction)
+}
+
+// publishSender builds the Management API sender of PublishFunction and
+// FanoutFunction from MANAGEMENT_API_ENDPOINT, sized by PUBLISH_CONCURRENCY.
+func publishSender(ctx context.Context, cfg envConfig, deps *Deps) (*apigw.Sender, int, error) {
+	endpoint, err := cfg.required(EnvManagementEndpoint)
+	if err != nil {
+		return nil, 0, err
+	}
+	concurrency, err := cfg.positiveInt(EnvPublishConcurrency, notify.DefaultConcurrency)
+	if err != nil {
+		return nil, 0, err
+	}
+	awsCfg, err := deps.awsConfig(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: concurrency}), concurrency, nil
+}
+
+// configureFanout gives PublishFunction's service its sharded fan-out when
+// FANOUT_FUNCTION is set, tuned by the other FANOUT_ variables.
+func configureFanout(ctx context.Context, cfg envConfig, deps *Deps, svc *notify.Service) error {
+	function := cfg.get(EnvFanoutFunction)
+	if function == "" {
+		return nil
+	}
+	var err error
+	for _, v := range []struct {
+		name string
+		def  int
+		dst  *int
+	}{
+		{EnvFanoutThreshold, notify.DefaultFanoutThreshold, &svc.FanoutThreshold},
+		{EnvFanoutBatchSize, notify.DefaultFanoutBatchSize, &svc.FanoutBatchSize},
+		{EnvFanoutShards, notify.DefaultFanoutShards, &svc.FanoutShards},
+		{EnvFanoutPostsPerSecond, notify.DefaultFanoutPostsPerSecond, &svc.FanoutPostsPerSecond},
+	} {
+		if *v.dst, err = cfg.positiveInt(v.name, v.def); err != nil {
+			return err
+		}
+	}
+	if svc.FanoutBatchSize > notify.MaxFanoutBatch {
+		return fmt.Errorf("invalid configuration: %s=%d is over %d", EnvFanoutBatchSize, svc.FanoutBatchSize, notify.MaxFanoutBatch)
+	}
+	awsCfg, err := deps.awsConfig(ctx)
+	if err != nil {
+		return err
+	}
+	svc.Fanout = fanout.New(awsCfg, fanout.Options{Function: function, Endpoint: deps.LambdaEndpoint, Shards: svc.FanoutShards})
+	return nil
 }
 
 // newEmitter builds the function's EMF emitter on METRICS_NAMESPACE.
@@ -213,7 +274,13 @@ func newService(ctx context.Context, cfg envConfig, deps *Deps, sender notify.Se
 			if err != nil {
 				return nil, err
 			}
-			client = dynamodb.NewFromConfig(awsCfg)
+			client = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+				// A group's 16 shard Queries run at once (internal/dynamo):
+				// keep their connections, where the SDK keeps 10 per host.
+				o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+					t.MaxIdleConnsPerHost = 32
+				})
+			})
 		}
 		return client, nil
 	}

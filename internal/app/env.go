@@ -26,6 +26,17 @@ const (
 	// EMF metrics (docs/PROTOCOL.md §9); metrics.DefaultNamespace
 	// (WorkOrderNotify) when unset.
 	EnvMetricsNamespace = "METRICS_NAMESPACE"
+	// EnvFanoutFunction names FanoutFunction: set, a publish reaching more
+	// than FANOUT_THRESHOLD connections hands them to it in batches
+	// (docs/PROTOCOL.md §4); unset, PublishFunction sends everything itself.
+	EnvFanoutFunction = "FANOUT_FUNCTION"
+	// EnvFanoutThreshold, EnvFanoutBatchSize, EnvFanoutShards and
+	// EnvFanoutPostsPerSecond tune the sharded fan-out (notify's
+	// DefaultFanout* constants when unset).
+	EnvFanoutThreshold      = "FANOUT_THRESHOLD"
+	EnvFanoutBatchSize      = "FANOUT_BATCH_SIZE"
+	EnvFanoutShards         = "FANOUT_SHARDS"
+	EnvFanoutPostsPerSecond = "FANOUT_POSTS_PER_SECOND"
 )
 
 // EnvLambdaLogLevel is set by Lambda itself (not by template.yaml's
@@ -39,6 +50,7 @@ const (
 	DisconnectFunction = "DisconnectFunction"
 	DefaultFunction    = "DefaultFunction"
 	PublishFunction    = "PublishFunction"
+	FanoutFunction     = "FanoutFunction"
 )
 
 // FunctionEnv lists, per function logical ID, every environment variable its
@@ -57,5 +69,9 @@ var FunctionEnv = map[string][]string{
 	PublishFunction: {
 		EnvConnectionsTable, EnvNotificationsTable, EnvRetentionDays, EnvManagementEndpoint,
 		EnvPublishConcurrency, EnvMetricsNamespace,
+		EnvFanoutFunction, EnvFanoutThreshold, EnvFanoutBatchSize, EnvFanoutShards, EnvFanoutPostsPerSecond,
+	},
+	FanoutFunction: {
+		EnvConnectionsTable, EnvManagementEndpoint, EnvPublishConcurrency, EnvMetricsNamespace,
 	},
 }

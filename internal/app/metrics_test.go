@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/metrics"
+	"github.com/workorders/notify/internal/notify"
 )
 
 // metricsOf parses the EMF lines function wrote so far.
@@ -37,14 +39,14 @@ func TestEveryFunctionReadsTheMetricsNamespace(t *testing.T) {
 	if app.EnvMetricsNamespace != "METRICS_NAMESPACE" {
 		t.Errorf("EnvMetricsNamespace = %q", app.EnvMetricsNamespace)
 	}
-	for _, fn := range []string{app.ConnectFunction, app.DisconnectFunction, app.DefaultFunction, app.PublishFunction} {
+	for _, fn := range []string{app.ConnectFunction, app.DisconnectFunction, app.DefaultFunction, app.PublishFunction, app.FanoutFunction} {
 		if !slices.Contains(app.FunctionEnv[fn], app.EnvMetricsNamespace) {
 			t.Errorf("FunctionEnv[%s] lacks %s", fn, app.EnvMetricsNamespace)
 		}
 	}
 }
 
-// The samples of events/ through the four functions: one EMF line per
+// The samples of events/ through the five functions: one EMF line per
 // invocation, in the namespace of the environment, with the function's
 // metrics.
 func TestSampleEventsWriteMetrics(t *testing.T) {
@@ -70,8 +72,16 @@ func TestSampleEventsWriteMetrics(t *testing.T) {
 	if got := invokeStatus(t, h.handler(t, app.DisconnectFunction, nil), readEvent(t, "disconnect.json")); got != http.StatusOK {
 		t.Fatalf("disconnect: %d", got)
 	}
-	if n := len(h.metrics.all()); n != 4 {
-		t.Fatalf("%d EMF lines for 4 invocations", n)
+	out, err := invoke(t, h.handler(t, app.FanoutFunction, nil), readEvent(t, "fanout.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res notify.FanoutResult
+	if err := json.Unmarshal(out, &res); err != nil || res.Delivered != 1 || !slices.Equal(res.ReachedUsers, []string{"42"}) {
+		t.Errorf("fanout.json answered %s (%v), want 1 delivered, user 42 reached", out, err)
+	}
+	if n := len(h.metrics.all()); n != 5 {
+		t.Fatalf("%d EMF lines for 5 invocations", n)
 	}
 	for _, tc := range []struct {
 		function, namespace string
@@ -83,6 +93,7 @@ func TestSampleEventsWriteMetrics(t *testing.T) {
 		{app.PublishFunction, "WorkOrderNotify", map[string]float64{"Publishes": 1, "Deliveries": 1, "Gone": 0, "Failed": 0,
 			"Throttled": 0, "Duplicates": 0, "FanoutConnections": 1}, ""},
 		{app.DisconnectFunction, "WorkOrderNotify", map[string]float64{"Disconnects": 1}, ""},
+		{app.FanoutFunction, "WorkOrderNotify", map[string]float64{"Deliveries": 1, "Gone": 0, "Failed": 0, "Throttled": 0}, ""},
 	} {
 		m := h.metricsOf(t, tc.function)
 		if len(m) != 1 {

@@ -87,6 +87,9 @@ func TestProtocolDocumentsTheCode(t *testing.T) {
 		reflect.TypeFor[notify.DisconnectedFrame](): frames,
 		reflect.TypeFor[notify.SyncedFrame]():       inbox,
 		reflect.TypeFor[notify.ReadFrame]():         inbox,
+		reflect.TypeFor[notify.FanoutBatch]():       publish,
+		reflect.TypeFor[notify.FanoutConnection]():  publish,
+		reflect.TypeFor[notify.FanoutResult]():      publish,
 	}
 	byName := map[string]bool{}
 	for typ, secs := range tagged {

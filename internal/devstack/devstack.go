@@ -209,6 +209,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		fnEnv := s.env[name]
 		fnEnv[app.EnvManagementEndpoint] = endpoint
 		fnDeps := wrapStores(deps, fnEnv, client, opts)
+		fnDeps.LambdaEndpoint = endpoint
 		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), fnDeps)
 		if err != nil && buildErr == nil {
 			buildErr = fmt.Errorf("%s: %w", name, err)

@@ -1,6 +1,6 @@
 // Package devstack runs the whole system on one loopback address for
 // development: API Gateway (WebSocket and Management APIs) and Lambda
-// (Invoke API) from internal/localgw, driving the four functions built
+// (Invoke API) from internal/localgw, driving the five functions built
 // in-process by app.NewHandler — the same wiring functions/*/main.go use —
 // from what template.yaml declares. It is what `notify local` (and
 // `make run`) starts; the CLI only parses flags and calls Start.

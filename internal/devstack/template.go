@@ -79,6 +79,10 @@ func newResolver(tmpl *samtemplate.Template, env, overrides map[string]string, r
 	if tmpl.API != "" {
 		r.refs[tmpl.API] = localgw.APIID
 	}
+	// A function's name is its logical ID on the local Lambda API.
+	for name := range tmpl.Functions {
+		r.refs[name] = name
+	}
 
 	// Which environment variable each parameter and table feeds: a variable
 	// whose value is !Ref of it.

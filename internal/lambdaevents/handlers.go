@@ -28,7 +28,7 @@ const ValidationErrorType = "ValidationError"
 // may succeed.
 const InternalErrorType = "InternalError"
 
-// Handlers holds what the four functions need. Each method is a handler
+// Handlers holds what the five functions need. Each method is a handler
 // aws-lambda-go's lambda.Start accepts.
 type Handlers struct {
 	Service *notify.Service
@@ -248,4 +248,38 @@ func response(status int, message string) events.APIGatewayProxyResponse {
 		r.Headers = map[string]string{"Content-Type": "application/json"}
 	}
 	return r
+}
+
+// Fanout is FanoutFunction: it sends a publish's batch (notify.FanoutBatch,
+// from PublishFunction) and answers its counts (notify.FanoutResult). A
+// batch that does not decode is a ValidationError and sends nothing.
+//
+// Metrics: Deliveries, Gone, Failed and Throttled of the batch, under
+// Function FanoutFunction (PublishFunction's own figures are the totals).
+func (h *Handlers) Fanout(ctx context.Context, payload json.RawMessage) (any, error) {
+	start := time.Now()
+	log := h.Logger
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		log = log.With("requestId", lc.AwsRequestID)
+	}
+	ctx = notify.WithLogger(ctx, log)
+	m := h.Metrics.Start(start)
+	for _, name := range []string{metrics.Deliveries, metrics.Gone, metrics.Failed, metrics.Throttled} {
+		m.Count(name, 0)
+	}
+	ctx = metrics.NewContext(ctx, m)
+	defer h.Metrics.Emit(ctx, log, m)
+	batch, err := notify.DecodeFanoutBatch(payload)
+	if err != nil {
+		log.Error("fan-out batch refused", "reason", notify.ErrorMessage(err))
+		return nil, messages.InvokeResponse_Error{Type: ValidationErrorType, Message: notify.ErrorMessage(err)}
+	}
+	res := h.Service.DeliverBatch(ctx, batch)
+	m.Count(metrics.Deliveries, res.Delivered)
+	m.Count(metrics.Gone, res.Gone)
+	m.Count(metrics.Failed, res.Failed)
+	res.Throttled = m.Value(metrics.Throttled)
+	log.Info("fanned out", "connections", len(batch.Connections), "delivered", res.Delivered,
+		"gone", res.Gone, "failed", res.Failed, "throttled", res.Throttled)
+	return res, nil
 }

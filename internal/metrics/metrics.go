@@ -193,6 +193,16 @@ func (r *Record) Dimension(name, value string) {
 	r.dims = append(r.dims, Dimension{Name: name, Value: value})
 }
 
+// Value returns the count name holds (0 when it was not set).
+func (r *Record) Value(name string) int {
+	for _, v := range r.Values() {
+		if v.Name == name {
+			return int(v.Value)
+		}
+	}
+	return 0
+}
+
 // Values returns a copy of the values set so far, in the order first set.
 func (r *Record) Values() []Value {
 	if r == nil {

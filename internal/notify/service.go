@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -67,6 +66,18 @@ type Service struct {
 	Sender Sender
 	// Concurrency bounds the sends in flight per publish (DefaultConcurrency).
 	Concurrency int
+	// Fanout, when set, takes the sends of a publish that reaches more than
+	// FanoutThreshold connections, in batches (fanout.go). Nil: the
+	// publisher sends everything itself.
+	Fanout Fanout
+	// FanoutThreshold is DefaultFanoutThreshold when zero.
+	FanoutThreshold int
+	// FanoutBatchSize is DefaultFanoutBatchSize when zero.
+	FanoutBatchSize int
+	// FanoutShards (batches in flight) is DefaultFanoutShards when zero.
+	FanoutShards int
+	// FanoutPostsPerSecond is DefaultFanoutPostsPerSecond when zero.
+	FanoutPostsPerSecond int
 	// ConnectionTTL is DefaultConnectionTTL when zero.
 	ConnectionTTL time.Duration
 	// GoneGrace is DefaultGoneGrace when zero.
@@ -613,71 +624,85 @@ type deliveryCounts struct {
 	offlineUsers                         []string
 }
 
-// deliver sends frame to every connection target reaches, each once. A
-// connection whose token has expired is closed instead and counted gone.
-// The first page of connections must come by deadline.
+// deliver sends frame to every connection target reaches, each once: itself,
+// or, with a Fanout and more than FanoutThreshold connections, through
+// batches handed to the Fanout (fanout.go). A connection whose token has
+// expired is closed instead and counted gone. The first page of connections
+// must come by deadline.
 func (s *Service) deliver(ctx context.Context, target Target, frame []byte, deadline time.Time) (deliveryCounts, error) {
-	var counts deliveryCounts
-	// reached marks the requested users who got the notification on at
-	// least one connection. The map is read-only once built; the flags are
-	// atomic, so workers need no lock.
-	reached := make(map[string]*atomic.Bool, len(target.Users))
-	for _, u := range target.Users {
-		reached[u] = new(atomic.Bool)
-	}
-	now := s.now()
-	goneBefore := now.Add(-s.goneGrace())
-	var delivered, gone, failed atomic.Int64
-	handed, walkErr := s.forEachConnection(ctx, target, s.concurrency(), deadline, func(c Connection) {
-		if c.TokenExpired(now) {
-			s.closeExpired(ctx, c)
-			gone.Add(1)
-			return
-		}
-		err := s.Sender.Send(ctx, c.ID, frame)
-		switch {
-		case err == nil:
-			delivered.Add(1)
-			if flag := reached[c.UserID]; flag != nil {
-				flag.Store(true)
-			}
-		case ErrorCode(err) == EGONE:
-			gone.Add(1)
-			s.forgetGone(ctx, c, goneBefore)
-		default:
-			failed.Add(1)
-			LoggerFrom(ctx).Warn("send failed", "connectionId", c.ID, "error", err.Error())
-		}
-	})
+	d := newDelivery(s, ctx, target, frame)
+	handed, walkErr := s.walkConnections(ctx, target, deadline, d.add)
+	d.finish()
 	if walkErr != nil {
 		// Once anything was sent, an error would tell the caller "nothing
 		// was sent, retry" and a retry would send twice. The notification
 		// is stored: whoever the walk did not reach gets it on sync.
 		if handed == 0 {
-			return counts, walkErr
+			return deliveryCounts{}, walkErr
 		}
 		LoggerFrom(ctx).Error("finding target connections failed part way; the others get it on sync",
 			"sent", handed, "error", walkErr.Error())
 	}
+	counts := d.counts()
 	counts.connections = handed
-	counts.delivered, counts.gone, counts.failed = int(delivered.Load()), int(gone.Load()), int(failed.Load())
-	counts.offlineUsers = []string{}
-	for _, u := range uniqueStrings(target.Users) {
-		if !reached[u].Load() {
-			counts.offlineUsers = append(counts.offlineUsers, u)
-		}
-	}
 	return counts, nil
 }
 
-// forEachConnection walks the connections target reaches, page by page,
+// sendOutcome is what became of one connection of a delivery.
+type sendOutcome int
+
+const (
+	sentOK sendOutcome = iota
+	sentGone
+	sentFailed
+)
+
+// sendOne delivers frame to c, or closes c when its token has expired at
+// now (counted gone). A 410 forgets c unless it connected after goneBefore.
+func (s *Service) sendOne(ctx context.Context, c Connection, frame []byte, now, goneBefore time.Time) sendOutcome {
+	if c.TokenExpired(now) {
+		s.closeExpired(ctx, c)
+		return sentGone
+	}
+	err := s.Sender.Send(ctx, c.ID, frame)
+	switch {
+	case err == nil:
+		return sentOK
+	case ErrorCode(err) == EGONE:
+		s.forgetGone(ctx, c, goneBefore)
+		return sentGone
+	default:
+		LoggerFrom(ctx).Warn("send failed", "connectionId", c.ID, "error", err.Error())
+		return sentFailed
+	}
+}
+
+// forEachConnection walks the connections target reaches (walkConnections)
 // and calls visit for each once, at most workers at a time, so that the walk
 // overlaps with the visits. It returns how many connections it handed to
-// visit. A store that yields no page by deadline, or, once a long walk is
-// past it, none for StoreTimeout, stops the walk (an EINTERNAL error), so a
-// stalled storage cannot hold the caller however many pages a long walk
-// legitimately reads.
+// visit.
 func (s *Service) forEachConnection(ctx context.Context, target Target, workers int, deadline time.Time, visit func(Connection)) (int, error) {
+	var g errgroup.Group
+	g.SetLimit(workers)
+	handed, err := s.walkConnections(ctx, target, deadline, func(c Connection) {
+		// Blocks while workers visits are in flight, so the walk reads
+		// ahead of the sends by at most one page.
+		g.Go(func() error {
+			visit(c)
+			return nil
+		})
+	})
+	_ = g.Wait()
+	return handed, err
+}
+
+// walkConnections walks the connections target reaches, page by page, and
+// calls fn for each once, never concurrently. It returns how many
+// connections it handed to fn. A store that yields no page by deadline, or,
+// once a long walk is past it, none for StoreTimeout, stops the walk (an
+// EINTERNAL error), so a stalled storage cannot hold the caller however many
+// pages a long walk legitimately reads.
+func (s *Service) walkConnections(ctx context.Context, target Target, deadline time.Time, fn func(Connection)) (int, error) {
 	walkCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// How long the walk may wait for its next page: until the deadline
@@ -693,8 +718,6 @@ func (s *Service) forEachConnection(ctx context.Context, target Target, workers 
 	watchdog := time.AfterFunc(patience(), func() { cancel(errStalled) })
 	defer watchdog.Stop()
 
-	var g errgroup.Group
-	g.SetLimit(workers)
 	seen := make(map[string]struct{})
 	handed := 0
 	walkErr := s.Connections.ForEachTarget(walkCtx, target, func(page []Connection) error {
@@ -709,16 +732,10 @@ func (s *Service) forEachConnection(ctx context.Context, target Target, workers 
 			}
 			seen[c.ID] = struct{}{}
 			handed++
-			// Blocks while workers visits are in flight, so the walk reads
-			// ahead of the sends by at most one page.
-			g.Go(func() error {
-				visit(c)
-				return nil
-			})
+			fn(c)
 		}
 		return nil
 	})
-	_ = g.Wait()
 	if walkErr != nil {
 		if cause := context.Cause(walkCtx); errors.Is(cause, errStalled) {
 			walkErr = errStalled

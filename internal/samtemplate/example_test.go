@@ -44,6 +44,7 @@ func ExampleTemplate_ResolveEnv() {
 			"ConnectionsTable":   "notify-connections",
 			"NotificationsTable": "notify-notifications",
 			"WebSocketApi":       "local",
+			"FanoutFunction":     "notify-fanout",
 		})
 	if err != nil {
 		log.Fatal(err)
@@ -58,6 +59,11 @@ func ExampleTemplate_ResolveEnv() {
 	}
 	// Output:
 	// CONNECTIONS_TABLE=notify-connections
+	// FANOUT_BATCH_SIZE=500
+	// FANOUT_FUNCTION=notify-fanout
+	// FANOUT_POSTS_PER_SECOND=10000
+	// FANOUT_SHARDS=10
+	// FANOUT_THRESHOLD=1000
 	// MANAGEMENT_API_ENDPOINT=https://local.execute-api.us-east-1.amazonaws.com/local
 	// METRICS_NAMESPACE=WorkOrderNotify
 	// NOTIFICATIONS_TABLE=notify-notifications

@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/workorders/notify/internal/app"
+	"github.com/workorders/notify/internal/notify"
 	"github.com/workorders/notify/internal/samtemplate"
 )
 
@@ -65,6 +66,7 @@ func TestResolveEnv(t *testing.T) {
 		"ConnectionsTable":   "notify-connections",
 		"NotificationsTable": "notify-notifications",
 		"WebSocketApi":       "local",
+		"FanoutFunction":     "notify-fanout",
 		"AWS::Region":        "eu-west-1",
 	}
 	want := map[string]map[string]string{
@@ -89,6 +91,15 @@ func TestResolveEnv(t *testing.T) {
 			"MANAGEMENT_API_ENDPOINT": "https://local.execute-api.eu-west-1.amazonaws.com/prod",
 			"PUBLISH_CONCURRENCY":     "64",
 			"METRICS_NAMESPACE":       "WorkOrderNotify",
+			"FANOUT_FUNCTION":         "notify-fanout",
+			"FANOUT_THRESHOLD":        "1000", "FANOUT_BATCH_SIZE": "500", "FANOUT_SHARDS": "10",
+			"FANOUT_POSTS_PER_SECOND": "10000",
+		},
+		"FanoutFunction": {
+			"CONNECTIONS_TABLE":       "notify-connections",
+			"MANAGEMENT_API_ENDPOINT": "https://local.execute-api.eu-west-1.amazonaws.com/prod",
+			"PUBLISH_CONCURRENCY":     "64",
+			"METRICS_NAMESPACE":       "WorkOrderNotify",
 		},
 	}
 	for fn, w := range want {
@@ -105,7 +116,7 @@ func TestResolveEnv(t *testing.T) {
 	// Parameters override defaults; the region defaults off AWS.
 	got, err := tm.ResolveEnv("PublishFunction",
 		map[string]string{"AllowedOrigins": "*", "StageName": "local", "RetentionDays": "7", "MetricsNamespace": "Staging/Notify"},
-		map[string]string{"ConnectionsTable": "c", "NotificationsTable": "n", "WebSocketApi": "local"})
+		map[string]string{"ConnectionsTable": "c", "NotificationsTable": "n", "WebSocketApi": "local", "FanoutFunction": "f"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +134,7 @@ func TestResolveEnv(t *testing.T) {
 	}{
 		{"parameter without default", "ConnectFunction", nil, refs, "AllowedOrigins"},
 		{"missing resource", "ConnectFunction", params, map[string]string{}, "ConnectionsTable"},
-		{"missing API id", "PublishFunction", params, map[string]string{"ConnectionsTable": "c", "NotificationsTable": "n"}, "WebSocketApi"},
+		{"missing API id", "PublishFunction", params, map[string]string{"ConnectionsTable": "c", "NotificationsTable": "n", "FanoutFunction": "f"}, "WebSocketApi"},
 		{"unknown function", "NoSuchFunction", params, refs, "NoSuchFunction"},
 		{"unknown parameter", "ConnectFunction", map[string]string{"AllowedOrigin": "*"}, refs, "AllowedOrigin"},
 	} {
@@ -317,6 +328,34 @@ func TestPublishEvent(t *testing.T) {
 	}
 }
 
+// events/fanout.json is a FanoutFunction batch (PROTOCOL.md §4, "Large
+// publishes") for connect.json's connection, as DecodeFanoutBatch takes it.
+func TestFanoutEvent(t *testing.T) {
+	_, root := load(t)
+	raw, err := os.ReadFile(filepath.Join(root, "events", "fanout.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := notify.DecodeFanoutBatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn events.APIGatewayWebsocketProxyRequest
+	decodeStrict(t, filepath.Join(root, "events", "connect.json"), &conn)
+	if len(b.Connections) != 1 || b.Connections[0].ID != conn.RequestContext.ConnectionID {
+		t.Errorf("fanout.json connections %+v, want connect.json's %s", b.Connections, conn.RequestContext.ConnectionID)
+	}
+	var frame notify.NotificationFrame
+	decodeStrict(t, filepath.Join(root, "events", "fanout.json"), &struct {
+		Frame          *notify.NotificationFrame `json:"frame"`
+		PostsPerSecond int                       `json:"postsPerSecond"`
+		Connections    []notify.FanoutConnection `json:"connections"`
+	}{Frame: &frame})
+	if frame.Type != "notification" || frame.Notification == nil || frame.Notification.ID == "" {
+		t.Errorf("fanout.json frame %+v, want a notification frame", frame)
+	}
+}
+
 // events/signout.json is a disconnect request (PROTOCOL.md §4): a user's
 // sign-out, decoded strictly.
 func TestSignoutEvent(t *testing.T) {
@@ -383,7 +422,7 @@ func TestEventsFolderIsChecked(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{"connect.json", "default.json", "disconnect.json", "env.json", "publish.json", "signout.json"}
+	want := []string{"connect.json", "default.json", "disconnect.json", "env.json", "fanout.json", "publish.json", "signout.json"}
 	if !slices.Equal(names, want) {
 		t.Errorf("events/ = %v, want %v (add a test for a new event)", names, want)
 	}

@@ -9,14 +9,14 @@ import (
 	"testing"
 )
 
-// The four functions of PROTOCOL.md §1 and the route each serves.
+// The routes of PROTOCOL.md §1 and the function each invokes.
 var wantRoutes = map[string]string{
 	"$connect":    "ConnectFunction",
 	"$disconnect": "DisconnectFunction",
 	"$default":    "DefaultFunction",
 }
 
-var wantFunctions = []string{"ConnectFunction", "DefaultFunction", "DisconnectFunction", "PublishFunction"}
+var wantFunctions = []string{"ConnectFunction", "DefaultFunction", "DisconnectFunction", "FanoutFunction", "PublishFunction"}
 
 func TestAPIAndRoutes(t *testing.T) {
 	tm := realTemplate(t)
@@ -206,6 +206,7 @@ func TestParameters(t *testing.T) {
 		"JwtGroupsClaim": "groups", "RetentionDays": "30", "PublishConcurrency": "64",
 		"MaxConnectionsPerUser": "20", "LogRetentionDays": "30",
 		"MetricsNamespace": "WorkOrderNotify", "AlarmTopicArn": "", "LogLevel": "INFO", "Tracing": "PassThrough",
+		"FanoutThreshold": "1000", "FanoutBatchSize": "500", "FanoutShards": "10", "FanoutPostsPerSecond": "10000",
 	}
 	for name, want := range defaults {
 		p, ok := tm.Parameters[name]
@@ -232,7 +233,8 @@ func TestParameters(t *testing.T) {
 	}
 
 	// Numbers, with the bounds the code and CloudWatch accept.
-	for name, min := range map[string]float64{"RetentionDays": 1, "PublishConcurrency": 1, "MaxConnectionsPerUser": 1} {
+	for name, min := range map[string]float64{"RetentionDays": 1, "PublishConcurrency": 1, "MaxConnectionsPerUser": 1,
+		"FanoutThreshold": 1, "FanoutBatchSize": 1, "FanoutShards": 1, "FanoutPostsPerSecond": 1} {
 		p := tm.cfn.Parameters[name]
 		if p.Type != "Number" || p.MinValue == nil || *p.MinValue != min {
 			t.Errorf("%s: Type %q MinValue %v, want Number and %v", name, p.Type, p.MinValue, min)
@@ -375,6 +377,8 @@ func TestManageConnectionsOnThisAPIOnly(t *testing.T) {
 		"DefaultFunction": postAndDelete,
 		// Delivers; closes the sockets of a disconnect request.
 		"PublishFunction": postAndDelete,
+		// Delivers a batch; closes connections whose token expired.
+		"FanoutFunction": postAndDelete,
 	}
 	for _, fn := range wantFunctions {
 		var resources []string
@@ -430,6 +434,11 @@ func TestTablePermissionsAreLeastPrivilege(t *testing.T) {
 			byConn: {"Scan"},
 			notifs: {"BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "UpdateItem"},
 		},
+		// 410 cleanup and closing expired connections; the batch carries
+		// its targets, so no reads of them.
+		"FanoutFunction": {
+			conns: {"BatchWriteItem", "DeleteItem", "GetItem"},
+		},
 	}
 	for _, fn := range wantFunctions {
 		got := map[string][]string{}
@@ -443,6 +452,13 @@ func TestTablePermissionsAreLeastPrivilege(t *testing.T) {
 					t.Errorf("%s: wildcard action %q", fn, a)
 				}
 				if a == "sqs:SendMessage" && fn == "PublishFunction" {
+					continue
+				}
+				if a == "lambda:InvokeFunction" && fn == "PublishFunction" {
+					// Its batches, on FanoutFunction only.
+					if len(st.Resources) != 1 || st.Resources[0].String() != "!GetAtt FanoutFunction.Arn" {
+						t.Errorf("%s: %s on %v, want only !GetAtt FanoutFunction.Arn", fn, a, st.Resources)
+					}
 					continue
 				}
 				if svc != "dynamodb" {

@@ -58,7 +58,7 @@ func countRequests(c config, root, notifyBin, dynamo, connTable, notifTable stri
 
 	publish := func(target string, want, n int) error {
 		for range n {
-			if _, _, _, _, _, _, err := r.oneRun(target, want); err != nil {
+			if _, err := r.oneRun(target, want); err != nil {
 				return fmt.Errorf("%w; stack: %s", err, st.stderr.String())
 			}
 		}

@@ -41,6 +41,7 @@ type config struct {
 	skipCold, skipCost, skipFanout                 bool
 	cpuprofile                                     string
 	out                                            string
+	baseline                                       string
 }
 
 func main() {
@@ -56,17 +57,18 @@ func main() {
 	}
 	var c config
 	flag.IntVar(&c.runs, "runs", 5, "measured runs per scenario (figures are their median, min and max)")
-	flag.IntVar(&c.conns, "conns", 10000, "connections for the broadcast scenarios (3 and 4)")
+	flag.IntVar(&c.conns, "conns", 10000, "connections for the broadcast scenarios (3, 3s, 4, 4s)")
 	flag.IntVar(&c.group, "group", 1000, "connections in the group of scenario 2")
 	flag.IntVar(&c.seq, "seq", 1000, "publishes in sequence in scenario 1")
 	flag.IntVar(&c.concurrency, "concurrency", 64, "PUBLISH_CONCURRENCY given to the stack (template parameter PublishConcurrency)")
 	flag.IntVar(&c.parallel, "connect-parallel", 64, "WebSocket handshakes in flight at once while connecting (pacing)")
-	flag.DurationVar(&c.postDelay, "post-delay", 20*time.Millisecond, "notify local --post-delay of scenario 4")
+	flag.DurationVar(&c.postDelay, "post-delay", 20*time.Millisecond, "notify local --post-delay of scenarios 4 and 4s")
 	flag.BoolVar(&c.skipCold, "skip-coldstart", false, "skip cold starts and bootstrap sizes")
 	flag.BoolVar(&c.skipCost, "skip-cost", false, "skip the DynamoDB request counts")
 	flag.BoolVar(&c.skipFanout, "skip-fanout", false, "skip the fan-out scenarios")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "run scenario 3 once more against an in-process copy of the stack that writes a CPU profile here, and this process's profile to FILE.clients")
 	flag.StringVar(&c.out, "o", "", "also write the tables to this file")
+	flag.StringVar(&c.baseline, "baseline", "", "also run scenarios 3 and 4 against ./cmd/notify built from this git `revision` (a temporary worktree), as rows \"3 (baseline REV)\" and \"4 (baseline REV)\"")
 	flag.Parse()
 	if err := benchmark(c); err != nil {
 		fmt.Fprintln(os.Stderr, "notifybench:", err)
@@ -97,9 +99,11 @@ func benchmark(c config) error {
 	w := io.MultiWriter(os.Stdout, &report)
 	machine(w, root)
 
+	var failed []error
 	if !c.skipFanout {
-		if err := fanOutScenarios(w, c, root, notifyBin); err != nil {
-			return err
+		failed = fanOutScenarios(w, c, root, tmp, notifyBin)
+		for _, err := range failed {
+			fmt.Fprintln(os.Stderr, "notifybench: fan-out:", err)
 		}
 	}
 	if c.cpuprofile != "" {
@@ -143,135 +147,14 @@ func benchmark(c config) error {
 	}
 	fmt.Fprintf(w, "\nTotal benchmark time: %s\n", time.Since(start).Round(time.Second))
 	if c.out != "" {
-		return os.WriteFile(c.out, report.Bytes(), 0o644)
+		if err := os.WriteFile(c.out, report.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d fan-out measurement(s) failed (errors above and under the table)", len(failed))
 	}
 	return nil
-}
-
-// lastFanOut keeps scenario 4's figures for the cost model.
-var lastFanOut struct {
-	s4Rate   float64
-	s4Invoke float64
-}
-
-func fanOutScenarios(w io.Writer, c config, root, notifyBin string) error {
-	params := []string{"--param", fmt.Sprintf("PublishConcurrency=%d", c.concurrency)}
-	var rows []scenario
-
-	logf("stack A: notify local %s", strings.Join(params, " "))
-	st, err := startStack(root, notifyBin, params, nil)
-	if err != nil {
-		return err
-	}
-	f := newFleet(st.url)
-	r := &runner{fleet: f, iv: newInvoker(st.http)}
-	fail := func(err error) error {
-		f.close()
-		st.kill()
-		return fmt.Errorf("%w; stack stderr: %s", err, st.stderr.String())
-	}
-
-	if _, err := f.connect(1, 1, func(int) string { return "solo" }, nil); err != nil {
-		return fail(err)
-	}
-	logf("scenario 1: one user, one connection, %d publishes in sequence", c.seq)
-	s1, err := r.sequential(fmt.Sprintf("1. one user, 1 connection, %s publishes in sequence", thousands(float64(c.seq))), `"users":["solo"],`, c.seq, c.runs)
-	if err != nil {
-		return fail(err)
-	}
-	rows = append(rows, s1)
-
-	rate, err := f.connect(c.group, c.parallel, func(i int) string { return fmt.Sprintf("g%d", i) }, []string{"bench:g1000"})
-	if err != nil {
-		return fail(err)
-	}
-	logf("connected %d (%s connects/s)", f.size(), thousands(rate))
-	logf("scenario 2: group of %d connections", c.group)
-	s2, err := r.fanOut(fmt.Sprintf("2. group of %s connections", thousands(float64(c.group))), `"groups":["bench:g1000"],`, c.group, c.runs)
-	if err != nil {
-		return fail(err)
-	}
-	rows = append(rows, s2)
-
-	rate, err = f.connect(c.conns-f.size(), c.parallel, func(i int) string { return fmt.Sprintf("b%d", i) }, nil)
-	if err != nil {
-		return fail(err)
-	}
-	logf("connected %d (%s connects/s)", f.size(), thousands(rate))
-	logf("scenario 3: broadcast to %d connections", c.conns)
-	s3, err := r.fanOut(fmt.Sprintf("3. broadcast to %s connections", thousands(float64(c.conns))), `"broadcast":true,`, c.conns, c.runs)
-	if err != nil {
-		return fail(err)
-	}
-	rows = append(rows, s3)
-	f.close()
-	st.stop(30 * time.Second)
-
-	params4 := append(params, "--post-delay", c.postDelay.String())
-	logf("stack B: notify local %s", strings.Join(params4, " "))
-	st, err = startStack(root, notifyBin, params4, nil)
-	if err != nil {
-		return err
-	}
-	f = newFleet(st.url)
-	r = &runner{fleet: f, iv: newInvoker(st.http)}
-	rate, err = f.connect(c.conns, c.parallel, func(i int) string { return fmt.Sprintf("b%d", i) }, nil)
-	if err != nil {
-		return fail(err)
-	}
-	logf("connected %d (%s connects/s)", f.size(), thousands(rate))
-	logf("scenario 4: broadcast to %d connections, --post-delay %s", c.conns, c.postDelay)
-	s4, err := r.fanOut(fmt.Sprintf("4. as 3, --post-delay %s", c.postDelay), `"broadcast":true,`, c.conns, c.runs)
-	if err != nil {
-		return fail(err)
-	}
-	s4.ideal = float64(c.concurrency) / c.postDelay.Seconds()
-	rows = append(rows, s4)
-	lastFanOut.s4Rate, lastFanOut.s4Invoke = s4.rate.med, s4.invoke.med
-	f.close()
-	st.stop(30 * time.Second)
-
-	// The machine's limit: the same number of keep-alive POSTs of the same
-	// size at the same concurrency, Go client to Go server over loopback.
-	frame := max(s3.frameLen, s1.frameLen, 1)
-	logf("loopback limit: POSTs of %d bytes", frame)
-	if rows[0].limit, err = measureLoopback(c.seq, 1, frame, c.runs, 0); err != nil {
-		return err
-	}
-	if rows[1].limit, err = measureLoopback(c.group, c.concurrency, frame, c.runs, 0); err != nil {
-		return err
-	}
-	if rows[2].limit, err = measureLoopback(c.conns, c.concurrency, frame, c.runs, 0); err != nil {
-		return err
-	}
-	if rows[3].limit, err = measureLoopback(c.conns, c.concurrency, frame, c.runs, c.postDelay); err != nil {
-		return err
-	}
-	printFanOut(w, c, rows, frame)
-	return nil
-}
-
-func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
-	fmt.Fprintf(w, "\n## Fan-out (memory store, PUBLISH_CONCURRENCY %d, median (min–max) of %d runs after a warm-up)\n\n", c.concurrency, c.runs)
-	fmt.Fprintln(w, "| scenario | deliveries/s | last client has it (ms) | p50 publish→receive (ms) | p99 publish→receive (ms) | invoke returned (ms) | loopback limit (POSTs/s) | share of limit |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	for _, s := range rows {
-		share := fmt.Sprintf("%.0f%%", 100*s.rate.med/s.limit.med)
-		if s.ideal > 0 {
-			share += fmt.Sprintf("; %.0f%% of ideal %s/s", 100*s.rate.med/s.ideal, thousands(s.ideal))
-		}
-		last := s.last.format("%.1f")
-		inv := s.invoke.format("%.1f")
-		if strings.HasPrefix(s.name, "1.") {
-			last = s.last.format("%.0f") + " (all " + thousands(float64(c.seq)) + ")"
-			inv = s.invoke.format("%.2f") + " each"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.rate.rate(), last,
-			s.p50.format("%.2f"), s.p99.format("%.2f"), inv, s.limit.rate(), share)
-	}
-	fmt.Fprintf(w, "\nFrame: %d bytes. Loopback limit: a Go net/http server in its own process answering 200, and a Go client "+
-		"with a keep-alive pool, doing the scenario's number of POSTs of the frame's size at the scenario's concurrency "+
-		"(1 for scenario 1; scenario 4's server sleeps the post delay too).\n", frame)
 }
 
 func printColdStarts(w io.Writer, cs []coldStart) {
@@ -309,7 +192,8 @@ func profileScenario3(c config, root string) error {
 	if err != nil {
 		return err
 	}
-	params := []string{"--param", fmt.Sprintf("PublishConcurrency=%d", c.concurrency)}
+	params := []string{"--param", fmt.Sprintf("PublishConcurrency=%d", c.concurrency),
+		"--param", fmt.Sprintf("FanoutThreshold=%d", unshardedThreshold)}
 	logf("profiling scenario 3 (in-process stack copy, CPU profile to %s)", c.cpuprofile)
 	st, err := startStack(root, self, params, []string{"NOTIFYBENCH_CPUPROFILE=" + c.cpuprofile})
 	if err != nil {

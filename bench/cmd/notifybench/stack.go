@@ -64,12 +64,13 @@ type stack struct {
 	cmd    *exec.Cmd
 	url    string // ws://HOST:PORT/
 	http   string // http://HOST:PORT
-	stderr *tailBuffer
+	stderr *stackLog
 	exited chan struct{}
 }
 
 // startStack runs bin (`notify`) `local` on a free loopback port with args
-// and the benchmark environment plus env.
+// and the benchmark environment plus env, in root (a checkout: its
+// template.yaml is the one run).
 func startStack(root, bin string, args []string, env []string) (*stack, error) {
 	full := append([]string{"local", "--addr", "127.0.0.1:0", "--log-level", "warn",
 		"--template", filepath.Join(root, "template.yaml")}, args...)
@@ -81,7 +82,7 @@ func startStack(root, bin string, args []string, env []string) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	s := &stack{cmd: cmd, stderr: newStackLog(32 << 10), exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -183,6 +184,97 @@ func publishBody(target string, run int, idempotencyKey string) []byte {
 	return fmt.Appendf(nil, `{%s%s"notification":{"type":"workorder.assigned","title":"WO-1042 assigned to you",`+
 		`"body":"Pump P-7 leaking at plant 3","data":{"workOrderId":"WO-1042","plant":"plant-3","run":%d}}}`,
 		target, key, run)
+}
+
+// stackLog is a stack's standard error. The functions' EMF lines (one JSON
+// object per invocation, docs/PROTOCOL.md §9) are counted by function, not
+// kept: FanoutFunction's tell how many batches a sharded publish made. The
+// other lines (warnings, errors, a panic) are kept, their first and last
+// max bytes, for error messages.
+type stackLog struct {
+	mu      sync.Mutex
+	max     int
+	partial []byte
+	head    []byte
+	tail    []byte
+	skipped int // bytes between head and tail no longer kept
+	emf     map[string]int
+	// fanoutDeliveries sums the Deliveries of FanoutFunction's EMF objects.
+	fanoutDeliveries float64
+}
+
+func newStackLog(keep int) *stackLog { return &stackLog{max: keep, emf: map[string]int{}} }
+
+func (l *stackLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	data := p
+	if len(l.partial) > 0 {
+		data = append(l.partial, p...)
+		l.partial = nil
+	}
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			l.partial = append([]byte(nil), data...)
+			break
+		}
+		l.line(data[:i+1])
+		data = data[i+1:]
+	}
+	return len(p), nil
+}
+
+var (
+	emfPrefix      = []byte(`{"_aws":`)
+	emfFunctionKey = []byte(`"Function":"`)
+)
+
+func (l *stackLog) line(b []byte) {
+	if bytes.HasPrefix(b, emfPrefix) {
+		if _, rest, ok := bytes.Cut(b, emfFunctionKey); ok {
+			if fn, _, ok := bytes.Cut(rest, []byte(`"`)); ok {
+				l.emf[string(fn)]++
+				if string(fn) == "FanoutFunction" {
+					var v struct{ Deliveries float64 }
+					if json.Unmarshal(b, &v) == nil {
+						l.fanoutDeliveries += v.Deliveries
+					}
+				}
+			}
+		}
+		return
+	}
+	if len(l.head) < l.max {
+		n := min(len(b), l.max-len(l.head))
+		l.head = append(l.head, b[:n]...)
+		b = b[n:]
+	}
+	l.tail = append(l.tail, b...)
+	if len(l.tail) > 2*l.max {
+		cut := len(l.tail) - l.max
+		l.skipped += cut
+		l.tail = append([]byte(nil), l.tail[cut:]...)
+	}
+}
+
+// String returns the kept lines (and a partial last line).
+func (l *stackLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := string(l.head)
+	if l.skipped > 0 {
+		s += fmt.Sprintf("\n[... %d bytes left out ...]\n", l.skipped)
+	}
+	return strings.TrimSpace(s + string(l.tail) + string(l.partial))
+}
+
+// fanout returns the FanoutFunction EMF objects seen so far and the sum of
+// their Deliveries.
+func (l *stackLog) fanout() (int, float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.emf["FanoutFunction"], l.fanoutDeliveries
 }
 
 // tailBuffer keeps the first max bytes written to it.
