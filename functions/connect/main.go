@@ -3,4 +3,4 @@ package main
 
 import "github.com/workorders/notify/internal/app"
 
-func main() { app.Main(app.ConnectFunction) }
+func main() { app.Main(app.ConnectFunction, app.BuildConnect, app.Deps{}) }

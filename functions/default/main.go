@@ -3,4 +3,4 @@ package main
 
 import "github.com/workorders/notify/internal/app"
 
-func main() { app.Main(app.DefaultFunction) }
+func main() { app.Main(app.DefaultFunction, app.BuildDefault, app.Deps{}) }

@@ -3,4 +3,4 @@ package main
 
 import "github.com/workorders/notify/internal/app"
 
-func main() { app.Main(app.DisconnectFunction) }
+func main() { app.Main(app.DisconnectFunction, app.BuildDisconnect, app.Deps{}) }

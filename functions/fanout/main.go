@@ -4,4 +4,4 @@ package main
 
 import "github.com/workorders/notify/internal/app"
 
-func main() { app.Main(app.FanoutFunction) }
+func main() { app.Main(app.FanoutFunction, app.BuildFanout, app.Deps{}) }

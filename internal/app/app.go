@@ -25,7 +25,6 @@ import (
 	"github.com/workorders/notify/internal/apigw"
 	"github.com/workorders/notify/internal/auth"
 	"github.com/workorders/notify/internal/dynamo"
-	"github.com/workorders/notify/internal/fanout"
 	"github.com/workorders/notify/internal/lambdaevents"
 	"github.com/workorders/notify/internal/metrics"
 	"github.com/workorders/notify/internal/notify"
@@ -48,9 +47,13 @@ type Deps struct {
 	// one JSON object per invocation and line. Nil means standard output,
 	// where Lambda's CloudWatch Logs reads them, unless MetricsToLog.
 	Metrics io.Writer
-	// LambdaEndpoint is the Lambda API endpoint PublishFunction invokes
-	// FanoutFunction through (the local stack's); empty: AWS's.
-	LambdaEndpoint string
+	// NewFanout builds PublishFunction's client of FanoutFunction (the
+	// sharded fan-out, FANOUT_FUNCTION): internal/fanout.NewClient, or the
+	// local stack's, pointed at its own Lambda API. It is a dependency
+	// rather than an import so that only the binaries that invoke
+	// FanoutFunction link the Lambda client. Nil with FANOUT_FUNCTION set
+	// is a configuration error.
+	NewFanout FanoutClient
 	// MetricsToLog logs each EMF object through the function's logger
 	// instead, as an Info record "metrics" whose "emf" attribute is the
 	// object (metrics.NewLogEmitter): the local stack's choice, so that its
@@ -63,78 +66,137 @@ type Deps struct {
 // variables. Missing required configuration is an error naming the
 // variable.
 func NewHandler(ctx context.Context, function string, env map[string]string, deps Deps) (lambda.Handler, error) {
-	cfg := envConfig(env)
+	build, ok := Builders[function]
+	if !ok {
+		return nil, fmt.Errorf("unknown function %q (known: %s, %s, %s, %s, %s)", function,
+			ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction, FanoutFunction)
+	}
+	return build(ctx, env, deps)
+}
+
+// Builder builds one function's handler from its environment, as
+// NewHandler does for that function.
+type Builder func(ctx context.Context, env map[string]string, deps Deps) (lambda.Handler, error)
+
+// Builders maps each function's logical ID to its Builder. A
+// functions/<name>/main.go passes only its own to Main, so that its binary
+// links only its own dependencies (the JWT verifier in ConnectFunction's, the
+// Lambda client in PublishFunction's).
+var Builders = map[string]Builder{
+	ConnectFunction: BuildConnect, DisconnectFunction: BuildDisconnect, DefaultFunction: BuildDefault,
+	PublishFunction: BuildPublish, FanoutFunction: BuildFanout,
+}
+
+// handlers starts the Handlers of function: its logger and metrics.
+func handlers(function string, cfg envConfig, deps *Deps) (*lambdaevents.Handlers, error) {
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
-	log = log.With("function", function)
-	h := &lambdaevents.Handlers{Logger: log}
+	h := &lambdaevents.Handlers{Logger: log.With("function", function)}
 	var err error
-	if h.Metrics, err = newEmitter(cfg, function, &deps); err != nil {
+	h.Metrics, err = newEmitter(cfg, function, deps)
+	return h, err
+}
+
+// BuildConnect builds ConnectFunction: origin policy, token verifier, the
+// connection store and the Management API to close a user's oldest sockets.
+func BuildConnect(ctx context.Context, env map[string]string, deps Deps) (lambda.Handler, error) {
+	cfg := envConfig(env)
+	h, err := handlers(ConnectFunction, cfg, &deps)
+	if err != nil {
 		return nil, err
 	}
-	switch function {
-	case ConnectFunction:
-		if h.Origins, err = auth.ParseOrigins(cfg.get(EnvAllowedOrigins)); err != nil {
-			return nil, err
-		}
-		if h.Verifier, err = auth.NewVerifier(auth.Config{
-			Secret: cfg.get(EnvJWTSecret), JWKSURL: cfg.get(EnvJWTJWKSURL),
-			Issuer: cfg.get(EnvJWTIssuer), Audience: cfg.get(EnvJWTAudience),
-			GroupsClaim: cfg.get(EnvJWTGroupsClaim),
-		}); err != nil {
-			return nil, err
-		}
-		if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
-			return nil, err
-		}
-		if h.Service.MaxConnectionsPerUser, err = cfg.positiveInt(EnvMaxConnectionsPerUser, notify.DefaultMaxConnectionsPerUser); err != nil {
-			return nil, err
-		}
-		if h.SenderFor, err = eventSenders(ctx, cfg, &deps); err != nil {
-			return nil, err
-		}
-		return lambda.NewHandler(h.Connect), nil
-	case DisconnectFunction:
-		if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
-			return nil, err
-		}
-		return lambda.NewHandler(h.Disconnect), nil
-	case DefaultFunction:
-		if h.Service, err = newService(ctx, cfg, &deps, nil, true); err != nil {
-			return nil, err
-		}
-		if h.SenderFor, err = eventSenders(ctx, cfg, &deps); err != nil {
-			return nil, err
-		}
-		return lambda.NewHandler(h.Default), nil
-	case PublishFunction:
-		sender, concurrency, err := publishSender(ctx, cfg, &deps)
-		if err != nil {
-			return nil, err
-		}
-		if h.Service, err = newService(ctx, cfg, &deps, sender, true); err != nil {
-			return nil, err
-		}
-		h.Service.Concurrency = concurrency
-		if err := configureFanout(ctx, cfg, &deps, h.Service); err != nil {
-			return nil, err
-		}
-		return lambda.NewHandler(h.Publish), nil
-	case FanoutFunction:
-		sender, concurrency, err := publishSender(ctx, cfg, &deps)
-		if err != nil {
-			return nil, err
-		}
-		if h.Service, err = newService(ctx, cfg, &deps, sender, false); err != nil {
-			return nil, err
-		}
-		h.Service.Concurrency = concurrency
-		return lambda.NewHandler(h.Fanout), nil
+	if h.Origins, err = auth.ParseOrigins(cfg.get(EnvAllowedOrigins)); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown function %q (known: %s, %s, %s, %s, %s)", function,
-		ConnectFunction, DisconnectFunction, DefaultFunction, PublishFunction, FanoutFunction)
+	if h.Verifier, err = auth.NewVerifier(auth.Config{
+		Secret: cfg.get(EnvJWTSecret), JWKSURL: cfg.get(EnvJWTJWKSURL),
+		Issuer: cfg.get(EnvJWTIssuer), Audience: cfg.get(EnvJWTAudience),
+		GroupsClaim: cfg.get(EnvJWTGroupsClaim),
+	}); err != nil {
+		return nil, err
+	}
+	if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
+		return nil, err
+	}
+	if h.Service.MaxConnectionsPerUser, err = cfg.positiveInt(EnvMaxConnectionsPerUser, notify.DefaultMaxConnectionsPerUser); err != nil {
+		return nil, err
+	}
+	if h.SenderFor, err = eventSenders(ctx, cfg, &deps); err != nil {
+		return nil, err
+	}
+	return lambda.NewHandler(h.Connect), nil
+}
+
+// BuildDisconnect builds DisconnectFunction: the connection store.
+func BuildDisconnect(ctx context.Context, env map[string]string, deps Deps) (lambda.Handler, error) {
+	cfg := envConfig(env)
+	h, err := handlers(DisconnectFunction, cfg, &deps)
+	if err != nil {
+		return nil, err
+	}
+	if h.Service, err = newService(ctx, cfg, &deps, nil, false); err != nil {
+		return nil, err
+	}
+	return lambda.NewHandler(h.Disconnect), nil
+}
+
+// BuildDefault builds DefaultFunction: both stores and the Management API.
+func BuildDefault(ctx context.Context, env map[string]string, deps Deps) (lambda.Handler, error) {
+	cfg := envConfig(env)
+	h, err := handlers(DefaultFunction, cfg, &deps)
+	if err != nil {
+		return nil, err
+	}
+	if h.Service, err = newService(ctx, cfg, &deps, nil, true); err != nil {
+		return nil, err
+	}
+	if h.SenderFor, err = eventSenders(ctx, cfg, &deps); err != nil {
+		return nil, err
+	}
+	return lambda.NewHandler(h.Default), nil
+}
+
+// BuildPublish builds PublishFunction: both stores, the Management API
+// and, with FANOUT_FUNCTION, the FanoutFunction client (Deps.NewFanout).
+func BuildPublish(ctx context.Context, env map[string]string, deps Deps) (lambda.Handler, error) {
+	cfg := envConfig(env)
+	h, err := handlers(PublishFunction, cfg, &deps)
+	if err != nil {
+		return nil, err
+	}
+	sender, concurrency, err := publishSender(ctx, cfg, &deps)
+	if err != nil {
+		return nil, err
+	}
+	if h.Service, err = newService(ctx, cfg, &deps, sender, true); err != nil {
+		return nil, err
+	}
+	h.Service.Concurrency = concurrency
+	if err := configureFanout(ctx, cfg, &deps, h.Service); err != nil {
+		return nil, err
+	}
+	return lambda.NewHandler(h.Publish), nil
+}
+
+// BuildFanout builds FanoutFunction: the connection store and the
+// Management API.
+func BuildFanout(ctx context.Context, env map[string]string, deps Deps) (lambda.Handler, error) {
+	cfg := envConfig(env)
+	h, err := handlers(FanoutFunction, cfg, &deps)
+	if err != nil {
+		return nil, err
+	}
+	sender, concurrency, err := publishSender(ctx, cfg, &deps)
+	if err != nil {
+		return nil, err
+	}
+	if h.Service, err = newService(ctx, cfg, &deps, sender, false); err != nil {
+		return nil, err
+	}
+	h.Service.Concurrency = concurrency
+	return lambda.NewHandler(h.Fanout), nil
 }
 
 // publishSender builds the Management API sender of PublishFunction and
@@ -180,13 +242,30 @@ func configureFanout(ctx context.Context, cfg envConfig, deps *Deps, svc *notify
 	if svc.FanoutBatchSize > notify.MaxFanoutBatch {
 		return fmt.Errorf("invalid configuration: %s=%d is over %d", EnvFanoutBatchSize, svc.FanoutBatchSize, notify.MaxFanoutBatch)
 	}
+	// A batch posts at FANOUT_POSTS_PER_SECOND ÷ FANOUT_SHARDS: it must be
+	// done well inside FanoutFunction's 30 s timeout, or every batch fails.
+	if perBatch := float64(svc.FanoutBatchSize) * float64(svc.FanoutShards) / float64(svc.FanoutPostsPerSecond); perBatch > maxBatchSeconds {
+		return fmt.Errorf("invalid configuration: a batch of %s=%d at %s=%d ÷ %s=%d posts/s takes %.0f s, over %d s: lower the batch or raise the rate",
+			EnvFanoutBatchSize, svc.FanoutBatchSize, EnvFanoutPostsPerSecond, svc.FanoutPostsPerSecond, EnvFanoutShards, svc.FanoutShards, perBatch, maxBatchSeconds)
+	}
+	if deps.NewFanout == nil {
+		return fmt.Errorf("invalid configuration: %s is set but this binary has no FanoutFunction client (Deps.NewFanout)", EnvFanoutFunction)
+	}
 	awsCfg, err := deps.awsConfig(ctx)
 	if err != nil {
 		return err
 	}
-	svc.Fanout = fanout.New(awsCfg, fanout.Options{Function: function, Endpoint: deps.LambdaEndpoint, Shards: svc.FanoutShards})
+	svc.Fanout = deps.NewFanout(awsCfg, function, svc.FanoutShards)
 	return nil
 }
+
+// maxBatchSeconds is the longest a fan-out batch may take at its posts/s:
+// two thirds of FanoutFunction's 30 s timeout (template.yaml).
+const maxBatchSeconds = 20
+
+// FanoutClient builds a notify.Fanout that invokes function (a name or
+// ARN) with cfg, sized for shards invocations in flight.
+type FanoutClient func(cfg aws.Config, function string, shards int) notify.Fanout
 
 // newEmitter builds the function's EMF emitter on METRICS_NAMESPACE.
 func newEmitter(cfg envConfig, function string, deps *Deps) (*metrics.Emitter, error) {
@@ -231,7 +310,7 @@ func eventSenders(ctx context.Context, cfg envConfig, deps *Deps) (func(events.A
 // that names the variable). It logs JSON on standard output at the level of
 // AWS_LAMBDA_LOG_LEVEL (LogLevel; INFO when unset); the EMF metric lines go
 // to standard output too, whatever the level.
-func Main(function string) {
+func Main(function string, build Builder, deps Deps) {
 	env := map[string]string{}
 	for _, name := range FunctionEnv[function] {
 		if v, ok := os.LookupEnv(name); ok {
@@ -239,7 +318,8 @@ func Main(function string) {
 		}
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: LogLevel(os.Getenv(EnvLambdaLogLevel))}))
-	handler, err := NewHandler(context.Background(), function, env, Deps{Logger: logger})
+	deps.Logger = logger
+	handler, err := build(context.Background(), env, deps)
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("configuration error", "function", function, "error", err.Error())
 		os.Exit(1)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -384,6 +385,38 @@ func TestMissingConfigurationNamesTheVariable(t *testing.T) {
 	}
 	if _, err := app.NewHandler(context.Background(), "NoSuchFunction", nil, app.Deps{}); err == nil {
 		t.Error("an unknown function was built")
+	}
+
+	// The sharded fan-out's configuration.
+	publish := func(extra map[string]string) map[string]string {
+		env := map[string]string{app.EnvConnectionsTable: "t", app.EnvNotificationsTable: "n",
+			app.EnvManagementEndpoint: "http://x", app.EnvFanoutFunction: "FanoutFunction"}
+		maps.Copy(env, extra)
+		return env
+	}
+	withClient := app.Deps{AWSConfig: staticConfig(), NewFanout: func(aws.Config, string, int) notify.Fanout { return nil }}
+	for _, tc := range []struct {
+		env  map[string]string
+		deps app.Deps
+		want string
+	}{
+		{publish(nil), app.Deps{AWSConfig: staticConfig()}, app.EnvFanoutFunction}, // a binary without the client
+		{publish(map[string]string{app.EnvFanoutShards: "0"}), withClient, app.EnvFanoutShards},
+		{publish(map[string]string{app.EnvFanoutBatchSize: "6000"}), withClient, app.EnvFanoutBatchSize},
+		// 5,000 connections at 10 posts/s: every batch would time out.
+		{publish(map[string]string{app.EnvFanoutBatchSize: "5000", app.EnvFanoutPostsPerSecond: "100"}), withClient, app.EnvFanoutPostsPerSecond},
+	} {
+		_, err := app.NewHandler(context.Background(), app.PublishFunction, tc.env, tc.deps)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("PublishFunction with %v: err = %v, want one naming %s", tc.env, err, tc.want)
+		}
+	}
+	if _, err := app.NewHandler(context.Background(), app.PublishFunction, publish(nil), withClient); err != nil {
+		t.Errorf("PublishFunction with the fan-out's defaults: %v", err)
+	}
+	if _, err := app.NewHandler(context.Background(), app.FanoutFunction, map[string]string{app.EnvConnectionsTable: "t"}, app.Deps{AWSConfig: staticConfig()}); err == nil ||
+		!strings.Contains(err.Error(), app.EnvManagementEndpoint) {
+		t.Errorf("FanoutFunction without %s: %v", app.EnvManagementEndpoint, err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/workorders/notify/internal/app"
 	"github.com/workorders/notify/internal/dynamo"
+	"github.com/workorders/notify/internal/fanout"
 	"github.com/workorders/notify/internal/localgw"
 	"github.com/workorders/notify/internal/memory"
 	"github.com/workorders/notify/internal/notify"
@@ -209,7 +210,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		fnEnv := s.env[name]
 		fnEnv[app.EnvManagementEndpoint] = endpoint
 		fnDeps := wrapStores(deps, fnEnv, client, opts)
-		fnDeps.LambdaEndpoint = endpoint
+		fnDeps.NewFanout = func(cfg aws.Config, function string, shards int) notify.Fanout {
+			return fanout.New(cfg, fanout.Options{Function: function, Endpoint: endpoint, Shards: shards})
+		}
 		h, err := app.NewHandler(ctx, name, maps.Clone(fnEnv), fnDeps)
 		if err != nil && buildErr == nil {
 			buildErr = fmt.Errorf("%s: %w", name, err)

@@ -78,6 +78,12 @@ func New(cfg aws.Config, opts Options) *Invoker {
 	return &Invoker{client: client, function: opts.Function}
 }
 
+// NewClient is New as an app.FanoutClient: the Lambda endpoint is AWS's,
+// or the SDK's AWS_ENDPOINT_URL_LAMBDA override.
+func NewClient(cfg aws.Config, function string, shards int) notify.Fanout {
+	return New(cfg, Options{Function: function, Shards: shards})
+}
+
 // Fanout invokes FanoutFunction with b and returns its answer. The
 // Management API 429s it retried are added to the Throttled metric of the
 // invocation's record (metrics.FromContext).
@@ -100,7 +106,7 @@ func (i *Invoker) Fanout(ctx context.Context, b notify.FanoutBatch) (notify.Fano
 			i.function, aws.ToString(out.FunctionError), fe.ErrorType, fe.ErrorMessage)
 	}
 	var res notify.FanoutResult
-	if err := json.Unmarshal(out.Payload, &res); err != nil {
+	if err := json.Unmarshal(out.Payload, &res, json.RejectUnknownMembers(true)); err != nil {
 		return notify.FanoutResult{}, notify.Wrap(notify.EINTERNAL, err, fmt.Sprintf("fan-out: %s answered what is not a result", i.function))
 	}
 	metrics.FromContext(ctx).Add(metrics.Throttled, res.Throttled)

@@ -39,11 +39,30 @@ var wireTypes = map[string]string{
 }
 
 // allowedFields lists the fields of each object whose unknown fields are
-// refused, by its JSON pointer.
-var allowedFields = map[jsontext.Pointer]string{
-	"":              "users, groups, broadcast, idempotencyKey, notification, disconnect",
-	"/notification": "type, title, body, data",
-	"/disconnect":   "reason",
+// refused, by what is decoded ("request", "fan-out batch") and the object's
+// JSON pointer.
+var allowedFields = map[string]map[jsontext.Pointer]string{
+	"request": {
+		"":              "users, groups, broadcast, idempotencyKey, notification, disconnect",
+		"/notification": "type, title, body, data",
+		"/disconnect":   "reason",
+	},
+	batchWhat: {
+		"":               "frame, connections, postsPerSecond, deadline",
+		"/connections/*": "id, userId, connectedAt, tokenExpiresAt",
+	},
+}
+
+// allowedIn returns the fields allowed in the object at p of what: an
+// array's elements share one entry, "*".
+func allowedIn(what string, p jsontext.Pointer) string {
+	if v, ok := allowedFields[what][p]; ok {
+		return v
+	}
+	if parent := p.Parent(); parent != "" {
+		return allowedFields[what][parent+"/*"]
+	}
+	return ""
 }
 
 // decodeObject unmarshals the JSON object in into a new T. Any error is
@@ -73,7 +92,7 @@ func invalidJSON(err error, what string) error {
 		return invalidf("%s: not JSON: %s", what, strings.TrimPrefix(syntax.Error(), "jsontext: "))
 	case errors.As(err, &semantic) && errors.Is(semantic.Err, json.ErrUnknownName):
 		p := semantic.JSONPointer
-		return invalidf("%s: unknown field %q (allowed: %s)", dotted(p.Parent(), what), p.LastToken(), allowedFields[p.Parent()])
+		return invalidf("%s: unknown field %q (allowed: %s)", dotted(p.Parent(), what), p.LastToken(), allowedIn(what, p.Parent()))
 	case errors.As(err, &semantic) && semantic.JSONPointer == "":
 		return invalidf("%s: must be a JSON object", what)
 	case errors.As(err, &semantic):

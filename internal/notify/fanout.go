@@ -58,6 +58,10 @@ type FanoutBatch struct {
 	Connections []FanoutConnection `json:"connections"`
 	// PostsPerSecond caps the batch's posts per second (0: no cap).
 	PostsPerSecond int `json:"postsPerSecond,omitempty"`
+	// Deadline (epoch milliseconds; 0: none) is when the batch must have
+	// answered: a send not started by then is counted failed, so the
+	// publisher answers before its own timeout.
+	Deadline int64 `json:"deadline,omitempty"`
 }
 
 // FanoutConnection is one connection of a batch.
@@ -87,9 +91,14 @@ type FanoutResult struct {
 	ReachedUsers []string `json:"reachedUsers"`
 }
 
-// DecodeFanoutBatch decodes and validates FanoutFunction's event.
+// batchWhat names a fan-out batch in decoding errors.
+const batchWhat = "fan-out batch"
+
+// DecodeFanoutBatch decodes and validates FanoutFunction's event, strictly
+// (an unknown field, a repeated key, a wrong type are refused), the frame
+// byte for byte.
 func DecodeFanoutBatch(payload []byte) (FanoutBatch, error) {
-	b, err := decodeObject[FanoutBatch](payload, "fan-out batch", frameOptions)
+	b, err := decodeObject[FanoutBatch](payload, batchWhat, requestOptions)
 	if err != nil {
 		return FanoutBatch{}, err
 	}
@@ -108,6 +117,8 @@ func (b FanoutBatch) Validate() error {
 		return invalidf("fan-out batch: %d connections, want 1 to %d", len(b.Connections), MaxFanoutBatch)
 	case b.PostsPerSecond < 0:
 		return invalidf("fan-out batch: postsPerSecond must not be negative")
+	case b.Deadline < 0:
+		return invalidf("fan-out batch: deadline must not be negative")
 	}
 	for i, c := range b.Connections {
 		if c.ID == "" {
@@ -125,9 +136,25 @@ func (b FanoutBatch) Validate() error {
 func (s *Service) DeliverBatch(ctx context.Context, b FanoutBatch) FanoutResult {
 	now := s.now()
 	goneBefore := now.Add(-s.goneGrace())
+	// Answer in time: by the batch's deadline, and a little before this
+	// function's own timeout, so that a slow batch reports what it did.
+	deadline := time.Time{}
+	if b.Deadline > 0 {
+		deadline = time.UnixMilli(b.Deadline)
+	}
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Add(-deadlineReserve).Before(deadline)) {
+		deadline = d.Add(-deadlineReserve)
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	var limiter *rate.Limiter
 	if b.PostsPerSecond > 0 {
-		limiter = rate.NewLimiter(rate.Limit(b.PostsPerSecond), min(b.PostsPerSecond, s.concurrency()))
+		// A burst of 1: the budget holds from the first post (a full
+		// bucket of N would let N posts through at once, on top of it).
+		limiter = rate.NewLimiter(rate.Limit(b.PostsPerSecond), 1)
 	}
 	var delivered, gone, failed atomic.Int64
 	var mu sync.Mutex
@@ -141,6 +168,10 @@ func (s *Service) DeliverBatch(ctx context.Context, b FanoutBatch) FanoutResult 
 					failed.Add(1)
 					return nil
 				}
+			}
+			if ctx.Err() != nil {
+				failed.Add(1) // past the deadline: not started
+				return nil
 			}
 			switch s.sendOne(ctx, fc.connection(), b.Frame, now, goneBefore) {
 			case sentOK:
@@ -197,8 +228,16 @@ func fanoutConnection(c Connection, named bool) FanoutConnection {
 }
 
 // MarshalFanoutBatch encodes a batch as FanoutFunction's event, the frame
-// byte for byte.
-func MarshalFanoutBatch(b FanoutBatch) ([]byte, error) { return json.Marshal(b) }
+// byte for byte: its strings keep their escapes (a caller's "\u00e9" in
+// data, encoding/json's "\u2028") and invalid UTF-8 passes as it came.
+func MarshalFanoutBatch(b FanoutBatch) ([]byte, error) {
+	return json.Marshal(b, jsontext.PreserveRawStrings(true), jsontext.AllowInvalidUTF8(true))
+}
+
+// deadlineReserve is the time kept before a function's own deadline to
+// answer: PublishFunction's batches must answer before it does, and a batch
+// before its FanoutFunction times out.
+const deadlineReserve = time.Second
 
 // delivery is one publish's sends in progress: sent by the publisher itself
 // (at most Concurrency at a time), or, once more than FanoutThreshold
@@ -214,25 +253,32 @@ type delivery struct {
 	// The map is read-only once built; the flags are atomic.
 	reached map[string]*atomic.Bool
 	// users are the named users, each once, in the request's order.
-	users                    []string
-	delivered, gone, failed  atomic.Int64
-	local, shards            errgroup.Group
-	buffered                 []Connection
-	sharded                  bool
-	threshold, batchSize, pp int
+	users                   []string
+	delivered, gone, failed atomic.Int64
+	local, shards           errgroup.Group
+	buffered                []Connection
+	sharded                 bool
+	threshold, batchSize    int
+	// postsPerSecond is each batch's share of FanoutPostsPerSecond.
+	postsPerSecond int
+	// deadline is when every batch must have answered (zero: none).
+	deadline time.Time
 }
 
-func newDelivery(s *Service, ctx context.Context, target Target, frame []byte) *delivery {
+func newDelivery(ctx context.Context, s *Service, target Target, frame []byte) *delivery {
 	now := s.now()
 	d := &delivery{
 		s: s, ctx: ctx, frame: frame, now: now, goneBefore: now.Add(-s.goneGrace()),
 		reached:   make(map[string]*atomic.Bool, len(target.Users)),
 		users:     uniqueStrings(target.Users),
 		threshold: positiveOr(s.FanoutThreshold, DefaultFanoutThreshold),
-		batchSize: min(positiveOr(s.FanoutBatchSize, DefaultFanoutBatchSize), MaxFanoutBatch),
+		batchSize: positiveOr(s.FanoutBatchSize, DefaultFanoutBatchSize),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		d.deadline = dl.Add(-deadlineReserve)
 	}
 	shards := positiveOr(s.FanoutShards, DefaultFanoutShards)
-	d.pp = max(1, positiveOr(s.FanoutPostsPerSecond, DefaultFanoutPostsPerSecond)/shards)
+	d.postsPerSecond = max(1, positiveOr(s.FanoutPostsPerSecond, DefaultFanoutPostsPerSecond)/shards)
 	for _, u := range target.Users {
 		d.reached[u] = new(atomic.Bool)
 	}
@@ -253,7 +299,7 @@ func (d *delivery) add(c Connection) {
 		LoggerFrom(d.ctx).Info("fanning out in batches", "over", d.threshold, "batchSize", d.batchSize)
 	}
 	for d.sharded && len(d.buffered) >= d.batchSize {
-		d.dispatch(d.buffered[:d.batchSize:d.batchSize])
+		d.dispatch(d.buffered[:d.batchSize])
 		d.buffered = d.buffered[d.batchSize:]
 	}
 }
@@ -298,24 +344,34 @@ func (d *delivery) count(o sendOutcome, userID string) {
 // dispatch hands a batch to the Fanout; a batch that fails, or answers for
 // fewer connections than it carried, counts the rest failed.
 func (d *delivery) dispatch(conns []Connection) {
-	batch := FanoutBatch{Frame: d.frame, PostsPerSecond: d.pp, Connections: make([]FanoutConnection, len(conns))}
+	n := len(conns)
+	batch := FanoutBatch{Frame: d.frame, PostsPerSecond: d.postsPerSecond, Connections: make([]FanoutConnection, n)}
+	if !d.deadline.IsZero() {
+		batch.Deadline = d.deadline.UnixMilli()
+	}
 	for i, c := range conns {
 		batch.Connections[i] = fanoutConnection(c, d.reached[c.UserID] != nil)
 	}
 	d.shards.Go(func() error {
-		res, err := d.s.Fanout.Fanout(d.ctx, batch)
+		ctx := d.ctx
+		if !d.deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, d.deadline.Add(deadlineReserve/2))
+			defer cancel()
+		}
+		res, err := d.s.Fanout.Fanout(ctx, batch)
+		if err == nil && (min(res.Delivered, res.Gone, res.Failed) < 0 || res.Delivered+res.Gone+res.Failed > n) {
+			err = Errorf(EINTERNAL, "fan-out: an answer for more connections than the batch's %d: %+v", n, res)
+		}
 		if err != nil {
-			d.failed.Add(int64(len(conns)))
+			d.failed.Add(int64(n))
 			LoggerFrom(d.ctx).Error("fan-out batch failed; its connections get the notification on sync",
-				"connections", len(conns), "error", err.Error())
+				"connections", n, "error", err.Error())
 			return nil
 		}
 		d.delivered.Add(int64(res.Delivered))
 		d.gone.Add(int64(res.Gone))
-		d.failed.Add(int64(res.Failed))
-		if missing := len(conns) - res.Delivered - res.Gone - res.Failed; missing > 0 {
-			d.failed.Add(int64(missing))
-		}
+		d.failed.Add(int64(res.Failed + n - res.Delivered - res.Gone - res.Failed))
 		for _, u := range res.ReachedUsers {
 			if flag := d.reached[u]; flag != nil {
 				flag.Store(true)

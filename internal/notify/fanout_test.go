@@ -1,9 +1,11 @@
 package notify_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -78,7 +80,9 @@ func TestShardedPublishMatchesUnsharded(t *testing.T) {
 		}
 		sender.gone["gone-old"], sender.gone["gone-fresh"] = true, true
 		sender.failing["throttled"] = true
-		return publish(t, s, `{"groups":["g"],"users":["gone","slow","3","nobody","7"],"notification":{"type":"t","title":"<b>&</b>"}}`)
+		// A title encoding/json writes with escapes (U+2028) and data
+		// whose escapes are the caller's: the batch must not reformat them.
+		return publish(t, s, `{"groups":["g"],"users":["gone","slow","3","nobody","7"],"notification":{"type":"t","title":"<b>&</b> \u2028","data":{"k":"\u00e9\/"}}}`)
 	}
 	plain, _, plainSender := newService(t)
 	sharded, fan, shardedSender := newShardedService(t, 10, 4, 3)
@@ -124,8 +128,9 @@ func TestShardedPublishMatchesUnsharded(t *testing.T) {
 		}
 		if a, b := plainSender.frames[id], shardedSender.frames[id]; len(a) != 1 || len(b) != 1 {
 			t.Errorf("%s got %d frames unsharded, %d sharded: want 1 each", id, len(a), len(b))
-		} else if !strings.Contains(string(b[0]), `"title":"<b>&</b>"`) {
-			t.Errorf("%s got %s through the batch: the frame must pass byte for byte", id, b[0])
+		} else if !strings.Contains(string(b[0]), `"title":"<b>&</b> \u2028"`) || !strings.Contains(string(b[0]), `{"k":"\u00e9\/"}`) ||
+			!bytes.Equal(withoutIDs(a[0]), withoutIDs(b[0])) {
+			t.Errorf("%s got %s through the batch, %s unsharded: the frame must pass byte for byte", id, b[0], a[0])
 		}
 	}
 	ctx := context.Background()
@@ -134,6 +139,24 @@ func TestShardedPublishMatchesUnsharded(t *testing.T) {
 	}
 	if _, err := sharded.Connections.GetConnection(ctx, "gone-fresh"); err != nil {
 		t.Errorf("a fresh connection answered 410 in a batch must stay: %v", err)
+	}
+}
+
+// withoutIDs blanks a frame's id and createdAt, which differ between two
+// publishes.
+func withoutIDs(frame []byte) []byte {
+	return regexp.MustCompile(`"(id|createdAt)":"[^"]*"`).ReplaceAll(frame, []byte(`"$1":""`))
+}
+
+// A batch whose deadline has passed sends nothing and counts every
+// connection failed, so that the publisher answers in time.
+func TestBatchPastItsDeadlineSendsNothing(t *testing.T) {
+	s, _, sender := newService(t)
+	b := notify.FanoutBatch{Frame: []byte(`{"type":"notification"}`), Deadline: time.Now().Add(-time.Second).UnixMilli(),
+		Connections: []notify.FanoutConnection{{ID: "a"}, {ID: "b"}}}
+	res := s.DeliverBatch(context.Background(), b)
+	if res.Failed != 2 || res.Delivered != 0 || sender.count("a")+sender.count("b") != 0 {
+		t.Errorf("past its deadline: %+v, %d frames sent; want 2 failed, none sent", res, sender.count("a")+sender.count("b"))
 	}
 }
 
@@ -192,6 +215,8 @@ func TestDecodeFanoutBatchRefusesBadBatches(t *testing.T) {
 		{`{"frame":{},"connections":[{"id":""}]}`, "connections[0]: id is required"},
 		{`{"frame":{},"connections":[{"id":"a"}],"postsPerSecond":-1}`, "postsPerSecond"},
 		{`{"frame":{},"frame":{},"connections":[{"id":"a"}]}`, "repeated key"},
+		{`{"frame":{},"connections":[{"id":"a"}],"postPerSecond":5}`, `unknown field "postPerSecond" (allowed: frame, connections, postsPerSecond, deadline)`},
+		{`{"frame":{},"connections":[{"id":"a","user":"x"}]}`, `unknown field "user" (allowed: id, userId, connectedAt, tokenExpiresAt)`},
 		{`{"frame":{"a":"` + strings.Repeat("x", notify.MaxFrameBytes) + `"},"connections":[{"id":"a"}]}`, "over"},
 	} {
 		_, err := notify.DecodeFanoutBatch([]byte(c.payload))

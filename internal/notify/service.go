@@ -630,7 +630,7 @@ type deliveryCounts struct {
 // expired is closed instead and counted gone. The first page of connections
 // must come by deadline.
 func (s *Service) deliver(ctx context.Context, target Target, frame []byte, deadline time.Time) (deliveryCounts, error) {
-	d := newDelivery(s, ctx, target, frame)
+	d := newDelivery(ctx, s, target, frame)
 	handed, walkErr := s.walkConnections(ctx, target, deadline, d.add)
 	d.finish()
 	if walkErr != nil {

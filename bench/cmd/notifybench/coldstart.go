@@ -19,11 +19,13 @@ import (
 )
 
 // functions in the order a cold-start round runs them: the connection is
-// stored, pinged, published to, then removed.
+// stored, pinged, published to (by PublishFunction, then as a FanoutFunction
+// batch), then removed.
 var functions = []struct{ name, dir, event string }{
 	{"ConnectFunction", "connect", "connect.json"},
 	{"DefaultFunction", "default", "default.json"},
 	{"PublishFunction", "publish", "publish.json"},
+	{"FanoutFunction", "fanout", "fanout.json"},
 	{"DisconnectFunction", "disconnect", "disconnect.json"},
 }
 
@@ -262,7 +264,10 @@ func summarizeAnswer(r runtimeapi.Result) string {
 			return fmt.Sprintf("statusCode %v", sc)
 		}
 		if d, ok := m["delivered"]; ok {
-			return fmt.Sprintf("delivered %v of %v", d, m["connections"])
+			if c, ok := m["connections"]; ok {
+				return fmt.Sprintf("delivered %v of %v", d, c)
+			}
+			return fmt.Sprintf("delivered %v (batch)", d)
 		}
 	}
 	s := string(r.Payload)
