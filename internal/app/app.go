@@ -54,6 +54,12 @@ type Deps struct {
 	// FanoutFunction link the Lambda client. Nil with FANOUT_FUNCTION set
 	// is a configuration error.
 	NewFanout FanoutClient
+	// Invocations is how many invocations of the function one process runs
+	// at once: 1 on Lambda (zero means 1), more under the local stack, which
+	// runs a publish's FanoutFunction batches side by side in one process.
+	// The Management API connection pool is sized for all of them, so that
+	// they do not re-dial for every post.
+	Invocations int
 	// MetricsToLog logs each EMF object through the function's logger
 	// instead, as an Info record "metrics" whose "emf" attribute is the
 	// object (metrics.NewLogEmitter): the local stack's choice, so that its
@@ -214,7 +220,8 @@ func publishSender(ctx context.Context, cfg envConfig, deps *Deps) (*apigw.Sende
 	if err != nil {
 		return nil, 0, err
 	}
-	return apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: concurrency}), concurrency, nil
+	pool := concurrency * max(1, deps.Invocations)
+	return apigw.New(awsCfg, apigw.Options{Endpoint: endpoint, Concurrency: pool}), concurrency, nil
 }
 
 // configureFanout gives PublishFunction's service its sharded fan-out when

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -210,6 +211,11 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		fnEnv := s.env[name]
 		fnEnv[app.EnvManagementEndpoint] = endpoint
 		fnDeps := wrapStores(deps, fnEnv, client, opts)
+		if name == app.FanoutFunction {
+			// A publish's batches run here side by side, each in what is
+			// its own sandbox on AWS.
+			fnDeps.Invocations = fanoutShards(s.env[app.PublishFunction])
+		}
 		fnDeps.NewFanout = func(cfg aws.Config, function string, shards int) notify.Fanout {
 			return fanout.New(cfg, fanout.Options{Function: function, Endpoint: endpoint, Shards: shards})
 		}
@@ -375,4 +381,14 @@ func processEnv() map[string]string {
 		}
 	}
 	return env
+}
+
+// fanoutShards is PublishFunction's FANOUT_SHARDS, the FanoutFunction
+// invocations one publish runs at once (notify.DefaultFanoutShards when
+// unset or not a positive number: PublishFunction refuses that anyway).
+func fanoutShards(publishEnv map[string]string) int {
+	if n, err := strconv.Atoi(strings.TrimSpace(publishEnv[app.EnvFanoutShards])); err == nil && n > 0 {
+		return n
+	}
+	return notify.DefaultFanoutShards
 }
