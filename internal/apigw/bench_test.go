@@ -71,7 +71,13 @@ func benchOutOfProcess(b *testing.B, newSender newSenderFunc) {
 // benchSends posts a 1 KB frame b.N times from 64 goroutines (at
 // GOMAXPROCS 2; the Sender's Concurrency), as a publish's worker pool does.
 func benchSends(b *testing.B, s *apigw.Sender) {
-	frame := bytes.Repeat([]byte("x"), 1024)
+	benchPosts(b, s, bytes.Repeat([]byte("x"), 1024), func() string { return "L0SM9cOFvHcCIhw=" }, nil)
+}
+
+// benchPosts posts frame b.N times from 64 goroutines, each to the
+// connection next names, then waits for delivered (nil: nothing to wait
+// for) before it stops the clock, and reports this process's CPU per post.
+func benchPosts(b *testing.B, s *apigw.Sender, frame []byte, next func() string, delivered func()) {
 	b.SetBytes(int64(len(frame)))
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
@@ -79,12 +85,15 @@ func benchSends(b *testing.B, s *apigw.Sender) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.Send(context.Background(), "L0SM9cOFvHcCIhw=", frame); err != nil {
+			if err := s.Send(context.Background(), next(), frame); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
+	if delivered != nil {
+		delivered()
+	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }

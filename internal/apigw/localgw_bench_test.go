@@ -3,7 +3,6 @@ package apigw_test
 import (
 	"bytes"
 	"context"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,24 +45,11 @@ func BenchmarkLocalGateway(b *testing.B) {
 	frame := append([]byte(`{"type":"workorder.assigned","pad":"`), bytes.Repeat([]byte("x"), 1024-39)...)
 	frame = append(frame, `"}`...)
 	var next atomic.Int64
-	b.SetBytes(int64(len(frame)))
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	b.ReportAllocs()
-	cpu := cpuTime()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := s.Send(ctx, conns[next.Add(1)%clients], frame); err != nil {
-				b.Error(err)
-				return
+	benchPosts(b, s, frame, func() string { return conns[next.Add(1)%clients] }, func() {
+		for deadline := time.Now().Add(30 * time.Second); received.Load() < int64(b.N); time.Sleep(100 * time.Microsecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d frames received", received.Load(), b.N)
 			}
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); received.Load() < int64(b.N); time.Sleep(100 * time.Microsecond) {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d frames received", received.Load(), b.N)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }

@@ -172,17 +172,8 @@ func (h *Handlers) Default(ctx context.Context, req events.APIGatewayWebsocketPr
 // were retried (internal/apigw adds them to the record in ctx).
 func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (any, error) {
 	start := time.Now()
-	log := h.Logger
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		log = log.With("requestId", lc.AwsRequestID)
-	}
-	ctx = notify.WithLogger(ctx, log)
-	m := h.Metrics.Start(start)
-	for _, name := range []string{metrics.Publishes, metrics.Deliveries, metrics.Gone, metrics.Failed,
-		metrics.Throttled, metrics.Duplicates, metrics.FanoutConnections} {
-		m.Count(name, 0)
-	}
-	ctx = metrics.NewContext(ctx, m)
+	ctx, log, m := h.startInvocation(ctx, start, metrics.Publishes, metrics.Deliveries, metrics.Gone,
+		metrics.Failed, metrics.Throttled, metrics.Duplicates, metrics.FanoutConnections)
 	defer h.Metrics.Emit(ctx, log, m)
 	req, err := notify.DecodePublishRequest(payload)
 	if err != nil {
@@ -223,6 +214,22 @@ func (h *Handlers) Publish(ctx context.Context, payload json.RawMessage) (any, e
 	return res, nil
 }
 
+// startInvocation begins a direct invocation (Publish, Fanout): its logger,
+// with Lambda's request id, in ctx; and its metrics record, counts at 0 so
+// that graphs always have data, in ctx too (the Management API sender adds
+// Throttled to it).
+func (h *Handlers) startInvocation(ctx context.Context, start time.Time, counts ...string) (context.Context, *slog.Logger, *metrics.Record) {
+	log := h.Logger
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		log = log.With("requestId", lc.AwsRequestID)
+	}
+	m := h.Metrics.Start(start)
+	for _, name := range counts {
+		m.Count(name, 0)
+	}
+	return metrics.NewContext(notify.WithLogger(ctx, log), m), log, m
+}
+
 func (h *Handlers) requestLogger(ctx context.Context, rc events.APIGatewayWebsocketProxyRequestContext) (context.Context, *slog.Logger) {
 	requestID := rc.RequestID
 	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
@@ -257,17 +264,7 @@ func response(status int, message string) events.APIGatewayProxyResponse {
 // Metrics: Deliveries, Gone, Failed and Throttled of the batch, under
 // Function FanoutFunction (PublishFunction's own figures are the totals).
 func (h *Handlers) Fanout(ctx context.Context, payload json.RawMessage) (any, error) {
-	start := time.Now()
-	log := h.Logger
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		log = log.With("requestId", lc.AwsRequestID)
-	}
-	ctx = notify.WithLogger(ctx, log)
-	m := h.Metrics.Start(start)
-	for _, name := range []string{metrics.Deliveries, metrics.Gone, metrics.Failed, metrics.Throttled} {
-		m.Count(name, 0)
-	}
-	ctx = metrics.NewContext(ctx, m)
+	ctx, log, m := h.startInvocation(ctx, time.Now(), metrics.Deliveries, metrics.Gone, metrics.Failed, metrics.Throttled)
 	defer h.Metrics.Emit(ctx, log, m)
 	batch, err := notify.DecodeFanoutBatch(payload)
 	if err != nil {
