@@ -18,7 +18,8 @@
 //     a binary frame; over notify.MaxFrameBytes, 413), GET (connection info), DELETE (close).
 //     A POST answers once its frame is queued for the socket, not once the client read it: each
 //     connection has a bounded send queue (Config.SendQueue frames) emptied in order by its own
-//     writer goroutine, so a stalled client delays nobody else. A POST that finds the queue full
+//     writer goroutine, which runs only while frames wait (an idle socket holds no writer and
+//     no buffer), so a stalled client delays nobody else. A POST that finds the queue full
 //     drops that connection and answers 410 GoneException. A DELETE's close frame goes out after
 //     the frames posted before it.
 //   - http://ADDR/2015-03-31/: the Lambda API: Invoke (POST functions/{FunctionName}/invocations;

@@ -60,7 +60,7 @@ type Config struct {
 	IdleTimeout, MaxDuration time.Duration
 	// SendQueue is the number of frames each connection's send queue holds (default
 	// DefaultSendQueue). A POST /@connections/{id} answers once its frame is queued; one writer
-	// per connection empties the queue. A post that finds the queue full drops the connection
+	// per connection, running while frames wait, empties the queue. A post that finds the queue full drops the connection
 	// (the client does not keep up) and answers 410.
 	SendQueue int
 	// PostDelay is slept before each Management API answer, to model AWS's round trip.

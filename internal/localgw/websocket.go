@@ -53,12 +53,21 @@ type connection struct {
 	closedOnce  sync.Once
 	ready       chan struct{} // closed once the upgrade was answered; ws is set if it succeeded
 
-	// The send queue: frames for the socket, in order, written by one writer goroutine
-	// (writeLoop). qshut is set, and q closed, when the connection starts closing; the writer
-	// then sends what is queued and, for a graceful close, the close frame after it.
-	qmu   sync.Mutex
-	q     chan outFrame
-	qshut bool
+	// The send queue: frames for the socket, in order, at most queueCap of them. A writer
+	// goroutine runs only while there is something to write (writeFrames): an idle connection
+	// holds no writer and no queue buffer, which keeps 10,000 idle sockets cheap. qshut is set
+	// when the connection starts closing; the writer then sends what is queued and, for a
+	// graceful close, the close frame after it. Fields below qmu are guarded by it; the
+	// writer's own state (wfailed, wtimer) passes from one writer to the next through it.
+	qmu      sync.Mutex
+	queue    []outFrame
+	queueCap int
+	writing  bool // a writer goroutine runs, or none may start yet (no socket)
+	qshut    bool
+
+	wfailed   bool        // a write failed or timed out: later frames are discarded
+	wtimer    *time.Timer // bounds each write (created by the first writer)
+	wtimedOut atomic.Bool
 }
 
 // outFrame is one message for a socket.
@@ -73,28 +82,53 @@ var (
 	errQueueFull = errors.New("send queue full")
 )
 
-// enqueue queues one frame for the socket without waiting for it to be written.
-func (c *connection) enqueue(typ websocket.MessageType, data []byte) error {
+// enqueue queues one frame for the socket without waiting for it to be written, and starts
+// the writer if none runs.
+func (g *Gateway) enqueue(c *connection, typ websocket.MessageType, data []byte) error {
 	c.qmu.Lock()
-	defer c.qmu.Unlock()
 	if c.qshut {
+		c.qmu.Unlock()
 		return errGone
 	}
-	select {
-	case c.q <- outFrame{typ: typ, data: data}:
-		return nil
-	default:
+	if len(c.queue) >= c.queueCap {
+		c.qmu.Unlock()
 		return errQueueFull
+	}
+	c.queue = append(c.queue, outFrame{typ: typ, data: data})
+	start := !c.writing
+	c.writing = true
+	c.qmu.Unlock()
+	if start {
+		go g.writeFrames(c)
+	}
+	return nil
+}
+
+// startWriting lets writers run once c's socket exists, and starts one if the connection was
+// closed in the meantime.
+func (g *Gateway) startWriting(c *connection) {
+	c.qmu.Lock()
+	start := c.qshut || len(c.queue) > 0
+	c.writing = start
+	c.qmu.Unlock()
+	if start {
+		go g.writeFrames(c)
 	}
 }
 
-// shutQueue refuses further frames; the writer drains what is queued, then exits.
-func (c *connection) shutQueue() {
+// shutQueue refuses further frames; the writer drains what is queued, then closes the socket.
+func (g *Gateway) shutQueue(c *connection) {
 	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if !c.qshut {
-		c.qshut = true
-		close(c.q)
+	if c.qshut {
+		c.qmu.Unlock()
+		return
+	}
+	c.qshut = true
+	start := !c.writing
+	c.writing = true
+	c.qmu.Unlock()
+	if start {
+		go g.writeFrames(c)
 	}
 }
 
@@ -138,7 +172,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		userAgent:   r.UserAgent(),
 		closed:      make(chan struct{}),
 		ready:       make(chan struct{}),
-		q:           make(chan outFrame, g.cfg.SendQueue),
+		queueCap:    g.cfg.SendQueue,
+		writing:     true, // until the socket exists (startWriting)
 	}
 	c.headers, c.mvHeaders = eventHeaders(r, c.sourceIP)
 	log := g.log.With("connectionId", c.id)
@@ -189,16 +224,18 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			c.closeCode, c.closeReason = closeAbnormal, ""
 			g.unregister(c)
 		})
-		c.shutQueue()
+		c.qmu.Lock()
+		c.qshut = true // nothing was queued, and no writer starts: there is no socket
+		c.qmu.Unlock()
 		close(c.ready)
-		c.markClosed() // no writer runs: nobody else closes it
+		c.markClosed() // nobody else closes it
 		g.disconnect(c)
 		return
 	}
 	ws.SetReadLimit(-1) // the read loop enforces notify.MaxFrameBytes itself, to choose the close code
 	c.ws = ws
 	c.touch()
-	go g.writeLoop(c)
+	g.startWriting(c)
 	close(c.ready)
 	log.Info("connected", "sourceIp", c.sourceIP)
 	if shuttingDown {
@@ -289,7 +326,7 @@ func (g *Gateway) finishClosed(c *connection, err error) {
 			c.closeCode, c.closeReason = closeAbnormal, ""
 		}
 		g.unregister(c)
-		c.shutQueue()
+		g.shutQueue(c)
 		_ = c.ws.CloseNow() // the writer's pending writes fail at once; it then exits
 	})
 }
@@ -301,7 +338,7 @@ func (g *Gateway) closeConn(c *connection, code websocket.StatusCode, reason str
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		g.unregister(c)
-		c.shutQueue()
+		g.shutQueue(c)
 	})
 }
 
@@ -311,7 +348,7 @@ func (g *Gateway) dropConn(c *connection, code websocket.StatusCode, reason stri
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		g.unregister(c)
-		c.shutQueue()
+		g.shutQueue(c)
 		go func() {
 			if ws := c.socket(context.Background()); ws != nil {
 				_ = ws.CloseNow()
@@ -320,47 +357,71 @@ func (g *Gateway) dropConn(c *connection, code websocket.StatusCode, reason stri
 	})
 }
 
-// writeLoop is the connection's only writer: it sends the queued frames in order, each bounded
-// by writeTimeout, then closes the socket once the queue is shut: with a close frame after the
-// queued frames (closeConn), or at once (dropConn, finishClosed, a failed write).
+// writeFrames is the connection's writer while it has something to write: it sends the queued
+// frames in order, each bounded by writeTimeout, and returns when the queue is empty. Once the
+// queue is shut it closes the socket after them: with a close frame (closeConn), or at once
+// (dropConn, finishClosed, a failed write). At most one runs at a time (connection.writing).
 //
-// One timer, re-armed for each frame, bounds the writes (rather than a context with a deadline
-// per frame, which costs a context, a timer and the websocket library's cancellation hook on
-// every frame): when it fires, the socket is closed, which fails the write in progress, and the
-// connection dropped.
-func (g *Gateway) writeLoop(c *connection) {
-	defer c.markClosed()
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(writeTimeout, func() {
-		timedOut.Store(true)
-		g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
-		g.dropConn(c, closeAbnormal, "write timeout")
-		// Closed here too: dropConn does nothing once a close has started (a DELETE's, whose
-		// close frame waits behind this write).
-		_ = c.ws.CloseNow()
-	})
-	timer.Stop()
-	failed := false
-	for f := range c.q {
-		if failed {
-			continue // the socket is dead: discard the rest
+// One timer per connection, re-armed for each frame, bounds the writes (rather than a context
+// with a deadline per frame, which costs a context, a timer and the websocket library's
+// cancellation hook on every frame): when it fires, the socket is closed, which fails the write
+// in progress, and the connection dropped.
+func (g *Gateway) writeFrames(c *connection) {
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			if !c.qshut {
+				c.writing = false
+				c.queue = nil // an idle connection keeps no buffer
+				c.qmu.Unlock()
+				return
+			}
+			c.qmu.Unlock()
+			g.finishWriting(c)
+			return
 		}
-		timer.Reset(writeTimeout)
-		err := c.ws.Write(context.Background(), f.typ, f.data)
-		timer.Stop()
-		if timedOut.Load() {
-			failed = true // dropped by the timer, even if this write made it
-			continue
+		f := c.queue[0]
+		c.queue[0] = outFrame{}
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+		if !c.wfailed {
+			g.writeFrame(c, f)
 		}
-		if err != nil {
-			failed = true
-			// The socket broke: the read loop sees it too and records how it closed.
+	}
+}
+
+// writeFrame writes one frame within writeTimeout; a failure or a timeout marks the writer
+// failed and closes the socket (the read loop then sees it and records how it closed).
+func (g *Gateway) writeFrame(c *connection, f outFrame) {
+	if c.wtimer == nil {
+		c.wtimer = time.AfterFunc(writeTimeout, func() {
+			c.wtimedOut.Store(true)
+			g.log.Warn("write timed out: dropping the connection", "connectionId", c.id)
+			g.dropConn(c, closeAbnormal, "write timeout")
+			// Closed here too: dropConn does nothing once a close has started (a DELETE's,
+			// whose close frame waits behind this write).
 			_ = c.ws.CloseNow()
-			continue
-		}
+		})
+	} else {
+		c.wtimer.Reset(writeTimeout)
+	}
+	err := c.ws.Write(context.Background(), f.typ, f.data)
+	c.wtimer.Stop()
+	switch {
+	case c.wtimedOut.Load():
+		c.wfailed = true // dropped by the timer, even if this write made it
+	case err != nil:
+		c.wfailed = true
+		_ = c.ws.CloseNow()
+	default:
 		c.touch()
 	}
-	if failed || c.closeCode == closeAbnormal {
+}
+
+// finishWriting closes the socket once the queue is shut and drained, and marks c closed.
+func (g *Gateway) finishWriting(c *connection) {
+	defer c.markClosed()
+	if c.wfailed || c.closeCode == closeAbnormal {
 		_ = c.ws.CloseNow()
 		return
 	}
@@ -477,9 +538,9 @@ func (g *Gateway) send(c *connection, data []byte) error {
 	if !utf8.Valid(data) {
 		typ = websocket.MessageBinary
 	}
-	err := c.enqueue(typ, data)
+	err := g.enqueue(c, typ, data)
 	if errors.Is(err, errQueueFull) {
-		g.log.Warn("send queue full: dropping the connection", "connectionId", c.id, "queue", cap(c.q))
+		g.log.Warn("send queue full: dropping the connection", "connectionId", c.id, "queue", c.queueCap)
 		g.dropConn(c, closeAbnormal, "send queue full")
 	}
 	return err

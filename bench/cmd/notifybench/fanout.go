@@ -141,6 +141,9 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 	// Stack A: scenarios 1, 2 and 3 on the same clients, more of them for each.
 	var rows []scenario
 	func() {
+		if !c.selected("1") && !c.selected("2") && !c.selected("3") {
+			return
+		}
 		failAll := func(err error, from int) {
 			for _, n := range []string{names.s1, names.s2, names.s3}[from:] {
 				rows = append(rows, scenario{name: n, err: err})
@@ -156,14 +159,16 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 			failAll(s.fail(err), 0)
 			return
 		}
-		logf("scenario 1: one user, one connection, %d publishes in sequence", c.seq)
-		s1, err := s.r.sequential(names.s1, `"users":["solo"],`, c.seq, c.runs)
-		if err != nil {
-			failAll(s.fail(err), 0)
-			return
+		if c.selected("1") {
+			logf("scenario 1: one user, one connection, %d publishes in sequence", c.seq)
+			s1, err := s.r.sequential(names.s1, `"users":["solo"],`, c.seq, c.runs)
+			if err != nil {
+				failAll(s.fail(err), 0)
+				return
+			}
+			s1.limitKey = "seq"
+			rows = append(rows, s1)
 		}
-		s1.limitKey = "seq"
-		rows = append(rows, s1)
 
 		rate, err := s.f.connect(c.group, c.parallel, func(i int) string { return fmt.Sprintf("g%d", i) }, []string{"bench:g1000"})
 		if err != nil {
@@ -171,14 +176,20 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 			return
 		}
 		logf("connected %d (%s connects/s)", s.f.size(), thousands(rate))
-		logf("scenario 2: group of %d connections", c.group)
-		s2, err := s.r.fanOut(names.s2, `"groups":["bench:g1000"],`, c.group, c.runs)
-		if err != nil {
-			failAll(s.fail(err), 1)
+		if c.selected("2") {
+			logf("scenario 2: group of %d connections", c.group)
+			s2, err := s.r.fanOut(names.s2, `"groups":["bench:g1000"],`, c.group, c.runs)
+			if err != nil {
+				failAll(s.fail(err), 1)
+				return
+			}
+			s2.limitKey = "group"
+			rows = append(rows, s2)
+		}
+		if !c.selected("3") {
+			s.close()
 			return
 		}
-		s2.limitKey = "group"
-		rows = append(rows, s2)
 
 		rate, err = s.f.connect(c.conns-s.f.size(), c.parallel, func(i int) string { return fmt.Sprintf("b%d", i) }, nil)
 		if err != nil {
@@ -215,30 +226,38 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 		return broadcastRow(label, baseDir, baseBin, params, c, name)
 	}
 
-	s3s := broadcastRow("B", root, notifyBin, base, c, names.s3s)
-	s3s.limitKey, s3s.budget, s3s.batch, s3s.batches = "bcast", float64(fc.postsPerSecond), fc.batch, batches
-	rows = append(rows, s3s)
-	var b3, b4 scenario
-	if c.baseline != "" {
+	if c.selected("3s") {
+		s3s := broadcastRow("B", root, notifyBin, base, c, names.s3s)
+		s3s.limitKey, s3s.budget, s3s.batch, s3s.batches = "bcast", float64(fc.postsPerSecond), fc.batch, batches
+		rows = append(rows, s3s)
+	}
+	var baseRows []scenario
+	if c.baseline != "" && c.selected("3") {
 		// That revision may have no FanoutThreshold: no fan-out parameters.
-		b3 = baselineRow("E (baseline)", names.b3, base)
+		b3 := baselineRow("E (baseline)", names.b3, base)
 		b3.limitKey = "bcast"
+		baseRows = append(baseRows, b3)
 	}
 
-	s4 := broadcastRow("C", root, notifyBin, append(slices.Clone(unsharded), delay...), c, names.s4)
-	s4.limitKey, s4.ideal = "bcast-delay", float64(c.concurrency)/c.postDelay.Seconds()
-	rows = append(rows, s4)
-	if s4.err == nil {
-		lastFanOut.s4Rate, lastFanOut.s4Invoke = s4.rate.med, s4.invoke.med
+	if c.selected("4") {
+		s4 := broadcastRow("C", root, notifyBin, append(slices.Clone(unsharded), delay...), c, names.s4)
+		s4.limitKey, s4.ideal = "bcast-delay", float64(c.concurrency)/c.postDelay.Seconds()
+		rows = append(rows, s4)
+		if s4.err == nil {
+			lastFanOut.s4Rate, lastFanOut.s4Invoke = s4.rate.med, s4.invoke.med
+		}
 	}
-	s4s := broadcastRow("D", root, notifyBin, append(slices.Clone(base), delay...), c, names.s4s)
-	s4s.limitKey, s4s.budget, s4s.batch, s4s.batches = "bcast-delay", float64(fc.postsPerSecond), fc.batch, batches
-	rows = append(rows, s4s)
-	if c.baseline != "" {
-		b4 = baselineRow("F (baseline)", names.b4, append(slices.Clone(base), delay...))
+	if c.selected("4s") {
+		s4s := broadcastRow("D", root, notifyBin, append(slices.Clone(base), delay...), c, names.s4s)
+		s4s.limitKey, s4s.budget, s4s.batch, s4s.batches = "bcast-delay", float64(fc.postsPerSecond), fc.batch, batches
+		rows = append(rows, s4s)
+	}
+	if c.baseline != "" && c.selected("4") {
+		b4 := baselineRow("F (baseline)", names.b4, append(slices.Clone(base), delay...))
 		b4.limitKey, b4.ideal = "bcast-delay", float64(c.concurrency)/c.postDelay.Seconds()
-		rows = append(rows, b3, b4)
+		baseRows = append(baseRows, b4)
 	}
+	rows = append(rows, baseRows...)
 
 	// The machine's limit: the same number of keep-alive POSTs of the same
 	// size at the same concurrency, Go client to Go server over loopback;

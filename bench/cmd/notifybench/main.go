@@ -42,7 +42,12 @@ type config struct {
 	cpuprofile                                     string
 	out                                            string
 	baseline                                       string
+	only                                           map[string]bool
 }
+
+// selected reports whether -only selects the fan-out scenario key ("1", "2",
+// "3", "3s", "4", "4s"; the baseline rows go with "3" and "4").
+func (c config) selected(key string) bool { return len(c.only) == 0 || c.only[key] }
 
 func main() {
 	if len(os.Args) > 1 {
@@ -69,6 +74,18 @@ func main() {
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "run scenario 3 once more against an in-process copy of the stack that writes a CPU profile here, and this process's profile to FILE.clients")
 	flag.StringVar(&c.out, "o", "", "also write the tables to this file")
 	flag.StringVar(&c.baseline, "baseline", "", "also run scenarios 3 and 4 against ./cmd/notify built from this git `revision` (a temporary worktree), as rows \"3 (baseline REV)\" and \"4 (baseline REV)\"")
+	flag.Func("only", "run only these fan-out `scenarios` (comma-separated: 1,2,3,3s,4,4s; default all)", func(v string) error {
+		c.only = map[string]bool{}
+		for _, k := range strings.Split(v, ",") {
+			switch k = strings.TrimSpace(k); k {
+			case "1", "2", "3", "3s", "4", "4s":
+				c.only[k] = true
+			default:
+				return fmt.Errorf("unknown scenario %q (1, 2, 3, 3s, 4 or 4s)", k)
+			}
+		}
+		return nil
+	})
 	flag.Parse()
 	if err := benchmark(c); err != nil {
 		fmt.Fprintln(os.Stderr, "notifybench:", err)
@@ -217,6 +234,9 @@ func profileScenario3(c config, root string) error {
 	_ = pprof.StartCPUProfile(cf)
 	_, err = r.fanOut("profile", `"broadcast":true,`, c.conns, c.runs)
 	pprof.StopCPUProfile()
+	// Disconnects are not in it either.
+	_ = st.cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(100 * time.Millisecond)
 	f.close()
 	st.stop(30 * time.Second)
 	return err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -17,8 +18,8 @@ import (
 )
 
 // runProfiledStack runs the same devstack.Start as `notify local` with the
-// flags startStack passes, and profiles the CPU from SIGUSR1 until SIGTERM
-// into $NOTIFYBENCH_CPUPROFILE. Only -cpuprofile uses it: the benchmark
+// flags startStack passes, and profiles the CPU from the first SIGUSR1 until
+// the second (or SIGTERM) into $NOTIFYBENCH_CPUPROFILE. Only -cpuprofile uses it: the benchmark
 // figures come from the real `notify local`.
 func runProfiledStack(args []string) error {
 	if len(args) > 0 && args[0] == "local" {
@@ -52,7 +53,16 @@ func runProfiledStack(args []string) error {
 	var prof io.WriteCloser
 	for s := range sig {
 		if s == syscall.SIGUSR1 {
-			if path := os.Getenv("NOTIFYBENCH_CPUPROFILE"); path != "" && prof == nil {
+			path := os.Getenv("NOTIFYBENCH_CPUPROFILE")
+			if prof != nil {
+				pprof.StopCPUProfile()
+				_ = prof.Close()
+				prof = nil
+				writeAllocs(path + ".allocs")
+				continue
+			}
+			if path != "" {
+				writeAllocs(path + ".allocs.base")
 				f, err := os.Create(path)
 				if err != nil {
 					return err
@@ -73,4 +83,17 @@ func runProfiledStack(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return st.Shutdown(ctx)
+}
+
+// writeAllocs writes the allocation profile so far to path: the profile
+// between the two signals is `go tool pprof -base PATH.allocs.base PATH.allocs`.
+func writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "notifybench stack:", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC() // the profile is as of the last collection
+	_ = pprof.Lookup("allocs").WriteTo(f, 0)
 }
