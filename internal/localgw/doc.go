@@ -31,6 +31,16 @@
 //
 // Anything else that is a plain GET goes to Config.Static when set.
 //
+// # Two HTTP servers behind one address
+//
+// The listener's connections are split by their first request line (frontDoor). A connection
+// that starts with a Management API request is a publisher's keep-alive connection, the
+// fan-out's hot path: fasthttp serves it, at a fraction of net/http's CPU per request, and
+// sends any other request on it to the same handler through fasthttpadaptor (a WebSocket
+// upgrade on such a connection is refused with 400). Every other connection is net/http's,
+// whose handler serves every path, the Management API included. One function (manage) answers
+// the Management API for both, so their answers are the same.
+//
 // # Closing and $disconnect
 //
 // Every accepted socket gets exactly one $disconnect invocation after it closed, whatever closed

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/valyala/fasthttp"
 )
 
 // Defaults and fixed values of the local stack.
@@ -89,8 +90,11 @@ type Gateway struct {
 	started   bool
 	startedAt time.Time // the functions' LastModified
 	ln        net.Listener
-	srv       *http.Server
+	door      *frontDoor
+	srv       *http.Server     // every connection but the Management API's (frontDoor)
+	fastSrv   *fasthttp.Server // connections that start with a Management API request
 	serveErr  chan error
+	fastErr   chan error
 
 	freshMu sync.Mutex
 	fresh   map[net.Conn]struct{} // HTTP connections that have not sent a request yet
@@ -212,8 +216,13 @@ func (g *Gateway) Start() error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		ConnState:         g.trackConnState,
 	}
+	g.door = newFrontDoor(ln)
+	g.fastSrv = g.newFastServer()
 	g.serveErr = make(chan error, 1)
-	go func() { g.serveErr <- g.srv.Serve(ln) }()
+	g.fastErr = make(chan error, 1)
+	go func() { g.serveErr <- g.srv.Serve(g.door.web) }()
+	go func() { g.fastErr <- g.fastSrv.Serve(g.door.fast) }()
+	go g.door.run()
 	g.log.Info("local gateway listening", "url", g.URL(), "addr", g.Addr())
 	return nil
 }
@@ -250,17 +259,36 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	if err := waitCtx(ctx, &g.sockets); err != nil {
 		g.dropAll()
-		_ = g.srv.Close()
+		g.closeHTTP()
 		return err
 	}
+	g.door.close()
+	fastDone := make(chan error, 1)
+	go func() { fastDone <- g.fastSrv.ShutdownWithContext(ctx) }()
 	if err := g.shutdownHTTP(ctx); err != nil {
-		_ = g.srv.Close()
+		g.closeHTTP()
+		return err
+	}
+	if err := <-fastDone; err != nil {
+		g.closeHTTP()
 		return err
 	}
 	if err := <-g.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := <-g.fastErr; err != nil {
+		return err
+	}
 	return waitCtx(ctx, &g.background)
+}
+
+// closeHTTP stops both HTTP servers at once, dropping requests in flight.
+func (g *Gateway) closeHTTP() {
+	g.door.close()
+	_ = g.srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // closes fasthttp's idle connections and returns
+	_ = g.fastSrv.ShutdownWithContext(ctx)
 }
 
 // shutdownHTTP is http.Server.Shutdown without its wait for connections that never sent a

@@ -1,11 +1,14 @@
 package localgw
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/workorders/notify/internal/notify"
 )
@@ -25,8 +28,75 @@ type connectionIdentity struct {
 	UserAgent string `json:"userAgent"`
 }
 
-// serveConnections is the Management API: POST, GET and DELETE /@connections/{id}.
-// Any credentials are accepted.
+// answer is a Management API answer, whichever HTTP server carries it: a JSON body (when
+// not empty) and, for errors, the AWS error code in x-amzn-ErrorType.
+type answer struct {
+	status    int
+	errorType string
+	body      []byte
+}
+
+var (
+	answerOK      = answer{status: http.StatusOK}
+	answerDeleted = answer{status: http.StatusNoContent}
+	// answerGone's body is encoded once: a fan-out to stale connections answers many.
+	answerGone     = awsError(http.StatusGone, "GoneException", "Connection is gone")
+	answerTooLarge = awsError(http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request payload too large")
+	answerBadBody  = awsError(http.StatusBadRequest, "BadRequestException", "Could not read request body")
+	answerNoRoute  = awsError(http.StatusForbidden, "ForbiddenException", "Missing Authentication Token")
+)
+
+// awsError is an error answer as AWS's REST-JSON services give it: the code in
+// x-amzn-ErrorType and {"message": ...} in the body.
+func awsError(status int, code, message string) answer {
+	return answer{status: status, errorType: code, body: mustJSON(map[string]string{"message": message})}
+}
+
+// manage is the Management API on /@connections/{id}: POST (data is the frame), GET and
+// DELETE. Any credentials are accepted. ctx bounds the wait for a socket whose upgrade is
+// still being answered.
+func (g *Gateway) manage(ctx context.Context, method, id string, data []byte) answer {
+	switch method {
+	case http.MethodPost:
+		if len(data) > notify.MaxFrameBytes {
+			return answerTooLarge
+		}
+		c := g.lookup(id)
+		if c == nil || c.socket(ctx) == nil {
+			return answerGone
+		}
+		if err := g.send(c, data); err != nil {
+			return answerGone
+		}
+		return answerOK
+	case http.MethodGet:
+		c := g.lookup(id)
+		if c == nil || c.socket(ctx) == nil {
+			return answerGone
+		}
+		body, err := json.Marshal(connectionInfo{
+			ConnectedAt:  c.connectedAt.UTC().Format(managementTime),
+			Identity:     connectionIdentity{SourceIP: c.sourceIP, UserAgent: c.userAgent},
+			LastActiveAt: time.Unix(0, c.lastActive.Load()).UTC().Format(managementTime),
+		})
+		if err != nil {
+			return awsError(http.StatusInternalServerError, "", "Internal server error")
+		}
+		return answer{status: http.StatusOK, body: body}
+	case http.MethodDelete:
+		c := g.lookup(id)
+		if c == nil || c.socket(ctx) == nil {
+			return answerGone
+		}
+		g.closeConn(c, closeNormal, "Connection Closed Normally")
+		return answerDeleted
+	default:
+		return answerNoRoute
+	}
+}
+
+// serveConnections is the Management API on net/http, for connections that sent another
+// request first (see frontDoor).
 func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id string) {
 	if g.cfg.PostDelay > 0 {
 		t := time.NewTimer(g.cfg.PostDelay)
@@ -37,52 +107,55 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 			return
 		}
 	}
-	w.Header()[requestIDHeader] = []string{uuid.NewString()}
-	switch r.Method {
-	case http.MethodPost:
-		body, err := readFrame(r)
-		if err != nil {
-			writeAWSError(w, http.StatusBadRequest, "BadRequestException", "Could not read request body")
-			return
-		}
-		if len(body) > notify.MaxFrameBytes {
+	var data []byte
+	a := answer{}
+	if r.Method == http.MethodPost {
+		var err error
+		if data, err = readFrame(r); err != nil {
+			a = answerBadBody
+		} else if len(data) > notify.MaxFrameBytes {
 			// Drain a reasonable rest so the client's connection stays usable.
 			_, _ = io.CopyN(io.Discard, r.Body, 8<<20)
-			writeAWSError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request payload too large")
-			return
 		}
-		c := g.lookup(id)
-		if c == nil || c.socket(r.Context()) == nil {
-			gone(w)
-			return
-		}
-		if err := g.send(c, body); err != nil {
-			gone(w)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	case http.MethodGet:
-		c := g.lookup(id)
-		if c == nil || c.socket(r.Context()) == nil {
-			gone(w)
-			return
-		}
-		writeJSON(w, http.StatusOK, connectionInfo{
-			ConnectedAt:  c.connectedAt.UTC().Format(managementTime),
-			Identity:     connectionIdentity{SourceIP: c.sourceIP, UserAgent: c.userAgent},
-			LastActiveAt: time.Unix(0, c.lastActive.Load()).UTC().Format(managementTime),
-		}, "")
-	case http.MethodDelete:
-		c := g.lookup(id)
-		if c == nil || c.socket(r.Context()) == nil {
-			gone(w)
-			return
-		}
-		g.closeConn(c, closeNormal, "Connection Closed Normally")
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		writeAWSError(w, http.StatusForbidden, "ForbiddenException", "Missing Authentication Token")
 	}
+	if a.status == 0 {
+		a = g.manage(r.Context(), r.Method, id, data)
+	}
+	h := w.Header()
+	h[requestIDHeader] = []string{uuid.NewString()}
+	if len(a.body) > 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	if a.errorType != "" {
+		h["X-Amzn-Errortype"] = []string{a.errorType}
+	}
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
+}
+
+// serveConnectionsFast is the Management API on fasthttp: the hot path, a publisher's
+// keep-alive connections (see frontDoor).
+func (g *Gateway) serveConnectionsFast(ctx *fasthttp.RequestCtx, id string) {
+	if g.cfg.PostDelay > 0 {
+		time.Sleep(g.cfg.PostDelay)
+	}
+	method := string(ctx.Method())
+	var data []byte
+	if method == http.MethodPost {
+		// fasthttp reuses its buffer once the handler returns; the frame is queued.
+		data = append([]byte(nil), ctx.PostBody()...)
+	}
+	a := g.manage(ctx, method, id, data)
+	h := &ctx.Response.Header
+	h.Set(requestIDHeader, uuid.NewString())
+	if len(a.body) > 0 {
+		h.SetContentType("application/json")
+	}
+	if a.errorType != "" {
+		h.Set("X-Amzn-Errortype", a.errorType)
+	}
+	ctx.SetStatusCode(a.status)
+	ctx.SetBody(a.body)
 }
 
 // requestIDHeader is x-amzn-RequestId as net/http writes it: set directly
@@ -104,20 +177,4 @@ func readFrame(r *http.Request) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r.Body, notify.MaxFrameBytes+1))
 }
 
-// goneBody is the body of every 410 (writeAWSError's), encoded once: a
-// fan-out to stale connections answers many.
-var goneBody = mustJSON(map[string]string{"message": "Connection is gone"})
-
-var (
-	jsonContentType = []string{"application/json"}
-	goneErrorType   = []string{"GoneException"}
-)
-
-// gone answers 410 GoneException as writeAWSError does.
-func gone(w http.ResponseWriter) {
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["X-Amzn-Errortype"] = goneErrorType
-	w.WriteHeader(http.StatusGone)
-	_, _ = w.Write(goneBody)
-}
+var jsonContentType = []string{"application/json"}

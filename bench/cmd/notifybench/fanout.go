@@ -303,6 +303,14 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 	return errs
 }
 
+// compare says how many times lower (or higher) now is than then.
+func compare(now, then float64) string {
+	if now <= then {
+		return fmt.Sprintf("%.2f× lower", then/now)
+	}
+	return fmt.Sprintf("%.2f× higher", now/then)
+}
+
 // buildBaseline checks rev out in a detached worktree under tmp and builds
 // its ./cmd/notify. The worktree stays (its template.yaml is the one the
 // baseline stacks run) until cleanup.
@@ -330,11 +338,11 @@ func buildBaseline(root, tmp, rev string) (dir, bin string, cleanup func(), err 
 
 func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
 	fmt.Fprintf(w, "\n## Fan-out (memory store, PUBLISH_CONCURRENCY %d, median (min–max) of %d runs after a warm-up)\n\n", c.concurrency, c.runs)
-	fmt.Fprintln(w, "| scenario | deliveries/s | last client has it (ms) | p50 publish→receive (ms) | p99 publish→receive (ms) | invoke returned (ms) | stack CPU per delivery (µs) | loopback limit (POSTs/s) | share of limit |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | deliveries/s | last client has it (ms) | p50 publish→receive (ms) | p99 publish→receive (ms) | invoke returned (ms) | stack CPU per delivery (µs) | mean: all runs' CPU ÷ deliveries (µs) | loopback limit (POSTs/s) | share of limit |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range rows {
 		if s.err != nil {
-			fmt.Fprintf(w, "| %s | failed (below) | — | — | — | — | — | — | — |\n", s.name)
+			fmt.Fprintf(w, "| %s | failed (below) | — | — | — | — | — | — | — | — |\n", s.name)
 			continue
 		}
 		share := "—"
@@ -353,8 +361,8 @@ func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
 			last = s.last.format("%.0f") + " (all " + thousands(float64(c.seq)) + ")"
 			inv = s.invoke.format("%.2f") + " each"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.rate.rate(), last,
-			s.p50.format("%.2f"), s.p99.format("%.2f"), inv, s.cpu.format("%.2f"), s.limit.rate(), share)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s |\n", s.name, s.rate.rate(), last,
+			s.p50.format("%.2f"), s.p99.format("%.2f"), inv, s.cpu.format("%.2f"), s.cpu.mean, s.limit.rate(), share)
 	}
 	if !slices.ContainsFunc(rows, func(s scenario) bool { return s.err == nil }) {
 		frame = 0
@@ -367,7 +375,9 @@ func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
 			"requests at once, so its share of that limit can pass 100%%; its own ceiling is the posts/s budget.\n", frame)
 		fmt.Fprintf(w, "\nStack CPU per delivery: the CPU time (user + system, every thread, exited ones included) of the `notify local` "+
 			"process from just before the publish until the invoke has returned and the last client has the notification, "+
-			"divided by the run's deliveries; read with clock_gettime on the process's CPU-time clock (nanoseconds: the "+
+			"divided by the run's deliveries (every run of a row has the same deliveries, so the mean is all its runs' CPU "+
+			"divided by all their deliveries: a garbage collection that falls in one run of five counts a fifth, where the "+
+			"median may leave it out); read with clock_gettime on the process's CPU-time clock (nanoseconds: the "+
 			"scheduler's sum_exec_runtime, which /proc/PID/stat's utime+stime round to 10 ms ticks). Sharded rows include "+
 			"the FanoutFunction invocations, which run in the same process behind its Lambda Invoke API.\n")
 	}
@@ -399,12 +409,9 @@ func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
 		}
 	}
 	if now != nil && then != nil && now.err == nil && then.err == nil {
-		ratio, dir := then.cpu.med/now.cpu.med, "lower"
-		if ratio < 1 {
-			ratio, dir = 1/ratio, "higher"
-		}
-		fmt.Fprintf(w, "\nCPU per delivery, unsharded broadcast without delay: %.2f µs now vs %.2f µs at %s (%.2f× %s)\n",
-			now.cpu.med, then.cpu.med, c.baseline, ratio, dir)
+		fmt.Fprintf(w, "\nCPU per delivery, unsharded broadcast without delay: median %.2f µs now vs %.2f µs at %s (%s); "+
+			"mean %.2f vs %.2f µs (%s)\n", now.cpu.med, then.cpu.med, c.baseline, compare(now.cpu.med, then.cpu.med),
+			now.cpu.mean, then.cpu.mean, compare(now.cpu.mean, then.cpu.mean))
 	}
 
 	for _, s := range rows {

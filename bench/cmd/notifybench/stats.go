@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// stat is the median, minimum and maximum of several runs.
-type stat struct{ med, min, max float64 }
+// stat is the median, minimum, maximum and mean of several runs.
+type stat struct{ med, min, max, mean float64 }
 
 func summarize(xs []float64) stat {
 	if len(xs) == 0 {
-		return stat{math.NaN(), math.NaN(), math.NaN()}
+		return stat{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -20,7 +20,11 @@ func summarize(xs []float64) stat {
 	if len(s)%2 == 0 {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	return stat{med, s[0], s[len(s)-1]}
+	var sum float64
+	for _, x := range s {
+		sum += x
+	}
+	return stat{med, s[0], s[len(s)-1], sum / float64(len(s))}
 }
 
 // percentile of sorted durations (nearest rank).
