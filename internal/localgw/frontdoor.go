@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,19 +48,23 @@ func newFrontDoor(ln net.Listener) *frontDoor {
 	}
 }
 
-// run accepts connections until the listener is closed.
-func (d *frontDoor) run() {
+// run accepts connections until the listener is closed. Other accept errors (out of file
+// descriptors, say) are logged and retried with a growing pause, as net/http's Serve does.
+func (d *frontDoor) run(log *slog.Logger) {
+	var pause time.Duration
 	for {
 		c, err := d.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				d.close()
+				return
 			}
-			d.close()
-			return
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			log.Warn("accept failed: retrying", "error", err, "pause", pause)
+			time.Sleep(pause)
+			continue
 		}
+		pause = 0
 		if !d.track(c) {
 			_ = c.Close()
 			return
@@ -152,6 +157,7 @@ func (d *frontDoor) close() {
 // fasthttpadaptor; a WebSocket upgrade cannot, and is refused.
 func (g *Gateway) newFastServer() *fasthttp.Server {
 	web := fasthttpadaptor.NewFastHTTPHandler(g)
+	g.fastConns = map[net.Conn]struct{}{}
 	return &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			if id, ok := connectionsPath(string(ctx.Path())); ok {
@@ -164,12 +170,44 @@ func (g *Gateway) newFastServer() *fasthttp.Server {
 			}
 			web(ctx)
 		},
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: false,
-		MaxRequestBodySize:            16 << 20, // larger than a frame: the handler answers 413 as AWS does
-		CloseOnShutdown:               true,
-		Logger:                        fastLogger{g},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				writeFast(ctx, answerTooLarge) // then the connection is closed, as net/http does past 8 MB
+				return
+			}
+			var small *fasthttp.ErrSmallBuffer
+			if errors.As(err, &small) {
+				ctx.Error("Request header too large", http.StatusRequestHeaderFieldsTooLarge)
+				return
+			}
+			ctx.Error("Malformed request", http.StatusBadRequest)
+		},
+		ConnState: func(c net.Conn, state fasthttp.ConnState) {
+			g.fastMu.Lock()
+			defer g.fastMu.Unlock()
+			if state == fasthttp.StateNew {
+				g.fastConns[c] = struct{}{}
+			} else if state == fasthttp.StateClosed || state == fasthttp.StateHijacked {
+				delete(g.fastConns, c)
+			}
+		},
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// Bodies up to 8 MB are read and answered 413 over a frame, as net/http's path drains
+		// that much; a larger one is answered 413 by ErrorHandler, and the connection closed.
+		MaxRequestBodySize: 8 << 20,
+		ReadBufferSize:     64 << 10, // request headers as large as an SDK may send
+		CloseOnShutdown:    true,
+		Logger:             fastLogger{g},
+	}
+}
+
+// closeFastConns closes every connection of the fasthttp server, busy or idle.
+func (g *Gateway) closeFastConns() {
+	g.fastMu.Lock()
+	defer g.fastMu.Unlock()
+	for c := range g.fastConns {
+		_ = c.Close()
 	}
 }
 

@@ -4,12 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/workorders/notify/internal/localgw"
 )
 
 // rawClient sends HTTP/1.1 requests one after another on one keep-alive TCP connection, as an
@@ -150,5 +156,39 @@ func TestShutdownClosesSilentConnections(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(wait))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("the silent connection is still open after Shutdown")
+	}
+}
+
+// A Shutdown that runs out of time still closes the Management API's connections, busy ones
+// included: nothing more is answered on them.
+func TestTimedOutShutdownClosesManagementConnections(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	defer free()
+	s := newStack(t, func(cfg *localgw.Config) {
+		cfg.Functions["SlowFunction"] = lambda.NewHandler(func() (string, error) {
+			<-release
+			return "late", nil
+		})
+	})
+	_, id := s.dial(t, "token=good")
+	c := dialRaw(t, s.gw.Addr())
+	if got := c.do("POST", "/@connections/"+id, "x"); got.status != http.StatusOK {
+		t.Fatalf("POST: %+v", got) // the connection is fasthttp's from here on
+	}
+	if _, err := io.WriteString(c.conn, "POST /2015-03-31/functions/SlowFunction/invocations HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the invocation start
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.gw.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with an invocation in flight: %v, want context.DeadlineExceeded", err)
+	}
+	free() // the function answers now, to a closed connection
+	if resp, err := http.ReadResponse(c.r, nil); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		t.Errorf("answered after a timed-out Shutdown: %d %q", resp.StatusCode, b)
 	}
 }

@@ -95,6 +95,8 @@ type Gateway struct {
 	fastSrv   *fasthttp.Server // connections that start with a Management API request
 	serveErr  chan error
 	fastErr   chan error
+	fastMu    sync.Mutex
+	fastConns map[net.Conn]struct{} // the fasthttp server's open connections
 
 	freshMu sync.Mutex
 	fresh   map[net.Conn]struct{} // HTTP connections that have not sent a request yet
@@ -222,7 +224,7 @@ func (g *Gateway) Start() error {
 	g.fastErr = make(chan error, 1)
 	go func() { g.serveErr <- g.srv.Serve(g.door.web) }()
 	go func() { g.fastErr <- g.fastSrv.Serve(g.door.fast) }()
-	go g.door.run()
+	go g.door.run(g.log)
 	g.log.Info("local gateway listening", "url", g.URL(), "addr", g.Addr())
 	return nil
 }
@@ -239,7 +241,7 @@ func (g *Gateway) Addr() string {
 func (g *Gateway) URL() string { return "ws://" + g.Addr() + "/" }
 
 // Shutdown closes every socket with 1001 "Going away", waits for their $disconnect invocations,
-// stops the HTTP server (waiting for requests in flight), then waits for Event invocations.
+// stops both HTTP servers (waiting for requests in flight), then waits for Event invocations.
 // When ctx ends first, it drops what is left and returns ctx's error.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
@@ -264,7 +266,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.door.close()
 	fastDone := make(chan error, 1)
-	go func() { fastDone <- g.fastSrv.ShutdownWithContext(ctx) }()
+	go func() {
+		err := g.fastSrv.ShutdownWithContext(ctx)
+		// Also when Serve had not yet taken its listener (ShutdownWithContext then closes
+		// nothing): Serve returns once its listener is closed.
+		_ = g.door.fast.Close()
+		fastDone <- err
+	}()
 	if err := g.shutdownHTTP(ctx); err != nil {
 		g.closeHTTP()
 		return err
@@ -282,13 +290,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return waitCtx(ctx, &g.background)
 }
 
-// closeHTTP stops both HTTP servers at once, dropping requests in flight.
+// closeHTTP stops both HTTP servers at once, closing their connections, busy or idle.
 func (g *Gateway) closeHTTP() {
 	g.door.close()
 	_ = g.srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // closes fasthttp's idle connections and returns
+	cancel() // closes fasthttp's listener and idle connections, and returns
 	_ = g.fastSrv.ShutdownWithContext(ctx)
+	_ = g.door.fast.Close()
+	g.closeFastConns() // and the busy ones
 }
 
 // shutdownHTTP is http.Server.Shutdown without its wait for connections that never sent a

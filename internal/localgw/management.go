@@ -137,7 +137,16 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 // keep-alive connections (see frontDoor).
 func (g *Gateway) serveConnectionsFast(ctx *fasthttp.RequestCtx, id string) {
 	if g.cfg.PostDelay > 0 {
-		time.Sleep(g.cfg.PostDelay)
+		t := time.NewTimer(g.cfg.PostDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			// The server is shutting down, after every socket closed: the connection is gone.
+			t.Stop()
+			writeFast(ctx, answerGone)
+			ctx.SetConnectionClose()
+			return
+		}
 	}
 	method := string(ctx.Method())
 	var data []byte
@@ -145,7 +154,11 @@ func (g *Gateway) serveConnectionsFast(ctx *fasthttp.RequestCtx, id string) {
 		// fasthttp reuses its buffer once the handler returns; the frame is queued.
 		data = append([]byte(nil), ctx.PostBody()...)
 	}
-	a := g.manage(ctx, method, id, data)
+	writeFast(ctx, g.manage(ctx, method, id, data))
+}
+
+// writeFast writes a Management API answer on fasthttp.
+func writeFast(ctx *fasthttp.RequestCtx, a answer) {
 	h := &ctx.Response.Header
 	h.Set(requestIDHeader, uuid.NewString())
 	if len(a.body) > 0 {

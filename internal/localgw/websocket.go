@@ -57,8 +57,9 @@ type connection struct {
 	// goroutine runs only while there is something to write (writeFrames): an idle connection
 	// holds no writer and no queue buffer, which keeps 10,000 idle sockets cheap. qshut is set
 	// when the connection starts closing; the writer then sends what is queued and, for a
-	// graceful close, the close frame after it. Fields below qmu are guarded by it; the
-	// writer's own state (wfailed, wtimer) passes from one writer to the next through it.
+	// graceful close, the close frame after it. queue, writing and qshut are guarded by qmu;
+	// the writer's own state (wfailed, wtimer) is touched only by the one writer that runs,
+	// and passes from one writer to the next through qmu; wtimedOut is set by the timer.
 	qmu      sync.Mutex
 	queue    []outFrame
 	queueCap int
