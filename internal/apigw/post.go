@@ -1,10 +1,12 @@
 package apigw
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,12 +25,42 @@ import (
 // exception, a *smithyhttp.RequestSendError, a *smithy.CanceledError...),
 // inside a *retry.MaxAttemptsError once the attempts are spent.
 type poster struct {
+	// lastFrame is the last frame of at least hashReuseMin bytes posted, with
+	// its payload hash (frameHash).
+	lastFrame atomic.Pointer[hashedFrame]
+
 	http        aws.HTTPClient
 	req         *requestBuilder
 	retryer     aws.RetryerV2
 	maxAttempts int
 	// err is the endpoint's error, returned by every post.
 	err error
+}
+
+// hashReuseMin is the frame size from which frameHash compares a frame with
+// the last one before hashing it: SHA-256 runs at about 1.5 GB/s here (80 µs
+// for a 120 KiB frame, per post), a comparison at over 10 GB/s.
+const hashReuseMin = 1 << 10
+
+// hashedFrame is a copy of a frame and its payload hash.
+type hashedFrame struct {
+	data []byte
+	hash string
+}
+
+// frameHash returns data's payload hash. A fan-out posts the same frame to
+// every connection: a large frame equal to the last one (byte for byte;
+// whoever passed it may reuse its buffer) gets the hash computed for it.
+func (p *poster) frameHash(data []byte) string {
+	if len(data) < hashReuseMin {
+		return payloadHash(data)
+	}
+	if last := p.lastFrame.Load(); last != nil && bytes.Equal(last.data, data) {
+		return last.hash
+	}
+	h := payloadHash(data)
+	p.lastFrame.Store(&hashedFrame{data: bytes.Clone(data), hash: h})
+	return h
 }
 
 // post sends data to the connection, retrying as the SDK's retry middleware
@@ -50,7 +82,7 @@ func (p *poster) run(ctx context.Context, connectionID string, data []byte) erro
 	if p.err != nil {
 		return p.err
 	}
-	hash := payloadHash(data)
+	hash := p.frameHash(data)
 	invocationID := uuid.NewString()
 	release := func(error) error { return nil }
 	for attempt := 1; ; attempt++ {

@@ -217,3 +217,38 @@ func verifySignature(t *testing.T, who string, cfg aws.Config, c captured) {
 		t.Errorf("%s: X-Amz-Security-Token %q, want %q", who, c.header.Get("X-Amz-Security-Token"), r.Header.Get("X-Amz-Security-Token"))
 	}
 }
+
+// A fan-out posts one frame to many connections, and the lean path reuses a
+// large frame's payload hash (SHA-256 of up to 128 KiB per post otherwise):
+// every post must still be signed over the bytes it sends, whether the frame
+// is the same slice, an equal copy, or the same buffer rewritten.
+func TestLargeFrameSignatures(t *testing.T) {
+	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", "")}
+	srv, got := captureServer(t)
+	s := apigw.New(cfg, fast(srv.URL+"/prod"))
+	buf := bytes.Repeat([]byte("a"), 4<<10)
+	posts := []struct {
+		name string
+		data func() []byte
+	}{
+		{"first", func() []byte { return buf }},
+		{"same slice", func() []byte { return buf }},
+		{"equal copy", func() []byte { return bytes.Clone(buf) }},
+		{"same buffer rewritten", func() []byte { buf[len(buf)/2] = 'b'; return buf }},
+		{"shorter", func() []byte { return buf[:len(buf)-1] }},
+		{"small", func() []byte { return []byte("small frame") }},
+		{"large again", func() []byte { return bytes.Repeat([]byte("c"), 128<<10) }},
+	}
+	for _, p := range posts {
+		data := p.data()
+		want := bytes.Clone(data)
+		if err := s.Send(context.Background(), "L0SM9cOFvHcCIhw=", data); err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		c := <-got
+		if !bytes.Equal(c.body, want) {
+			t.Fatalf("%s: body differs", p.name)
+		}
+		verifySignature(t, p.name, cfg, c)
+	}
+}
