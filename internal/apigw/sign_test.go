@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,7 +228,7 @@ func TestLargeFrameSignatures(t *testing.T) {
 	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", "")}
 	srv, got := captureServer(t)
 	s := apigw.New(cfg, fast(srv.URL+"/prod"))
-	buf := bytes.Repeat([]byte("a"), 4<<10)
+	buf := bytes.Repeat([]byte("a"), 8<<10)
 	posts := []struct {
 		name string
 		data func() []byte
@@ -251,4 +253,41 @@ func TestLargeFrameSignatures(t *testing.T) {
 		}
 		verifySignature(t, p.name, cfg, c)
 	}
+}
+
+// Posts of two large frames from many goroutines at once, alternating, are
+// each signed over their own bytes.
+func TestLargeFrameSignaturesConcurrent(t *testing.T) {
+	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", "")}
+	srv, got := captureServer(t)
+	s := apigw.New(cfg, fast(srv.URL+"/prod"))
+	frames := [][]byte{bytes.Repeat([]byte("a"), 16<<10), bytes.Repeat([]byte("b"), 16<<10)}
+	const posts = 64
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		for i := range posts {
+			var c captured
+			select {
+			case c = <-got:
+			case <-time.After(10 * time.Second): // only keeps a failed post from hanging the test
+				t.Errorf("%d of %d posts reached the server", i, posts)
+				return
+			}
+			if !bytes.Equal(c.body, frames[0]) && !bytes.Equal(c.body, frames[1]) {
+				t.Errorf("post %d: body is neither frame", i)
+			}
+			verifySignature(t, fmt.Sprintf("post %d", i), cfg, c)
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range posts {
+		wg.Go(func() {
+			if err := s.Send(context.Background(), "L0SM9cOFvHcCIhw=", frames[i%2]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	<-checked
 }

@@ -74,8 +74,8 @@ func itoa(n int) string {
 }
 
 // The gateway serves a connection that starts with a Management API request on fasthttp, and
-// every other connection on net/http (internal/localgw's frontDoor). Both must give the same
-// answers to every request, whatever came first on the connection.
+// every other connection on net/http (internal/localgw's frontDoor). Each must give AWS's answer
+// to every request, whatever came first on the connection.
 func TestManagementAnswersOnEitherServer(t *testing.T) {
 	s := newStack(t, nil)
 	ws, id := s.dial(t, "token=good")
@@ -92,6 +92,7 @@ func TestManagementAnswersOnEitherServer(t *testing.T) {
 		{"POST", "/@connections/" + id, strings.Repeat("x", 128<<10+1), rawAnswer{413, "PayloadTooLargeException", `{"message":"Request payload too large"}`}, ""},
 		{"PUT", "/@connections/" + id, "", rawAnswer{403, "ForbiddenException", `{"message":"Missing Authentication Token"}`}, ""},
 		{"GET", "/@connections/NoSuchConn1234=", "", rawAnswer{410, "GoneException", `{"message":"Connection is gone"}`}, ""},
+		{"DELETE", "/@connections/NoSuchConn1234=", "", rawAnswer{410, "GoneException", `{"message":"Connection is gone"}`}, ""},
 		{"POST", "/2015-03-31/functions/EchoFunction/invocations", `"hi"`, rawAnswer{200, "", `"hi"`}, ""},
 	}
 	run := func(t *testing.T, c *rawClient, steps []step) {

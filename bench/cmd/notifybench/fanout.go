@@ -145,9 +145,11 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 			return
 		}
 		failAll := func(err error, from int) {
-			for _, n := range []string{names.s1, names.s2, names.s3}[from:] {
-				rows = append(rows, scenario{name: n, err: err})
-				err = fmt.Errorf("not run: stack A failed in an earlier scenario")
+			for i, n := range []string{names.s1, names.s2, names.s3}[from:] {
+				if c.selected(strconv.Itoa(from + i + 1)) {
+					rows = append(rows, scenario{name: n, err: err})
+					err = fmt.Errorf("not run: stack A failed in an earlier scenario")
+				}
 			}
 		}
 		s, err := openSession("A", root, notifyBin, unsharded)
@@ -168,6 +170,10 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 			}
 			s1.limitKey = "seq"
 			rows = append(rows, s1)
+		}
+		if !c.selected("2") && !c.selected("3") {
+			s.close()
+			return
 		}
 
 		rate, err := s.f.connect(c.group, c.parallel, func(i int) string { return fmt.Sprintf("g%d", i) }, []string{"bench:g1000"})
@@ -212,7 +218,7 @@ func fanOutScenarios(w io.Writer, c config, root, tmp, notifyBin string) []error
 	// with, under the same load of the machine.
 	var baseBin, baseDir string
 	var baseErr error
-	if c.baseline != "" {
+	if c.baseline != "" && (c.selected("3") || c.selected("4")) {
 		var cleanup func()
 		baseDir, baseBin, cleanup, baseErr = buildBaseline(root, tmp, c.baseline)
 		if baseErr == nil {
@@ -361,8 +367,12 @@ func printFanOut(w io.Writer, c config, rows []scenario, frame int) {
 			last = s.last.format("%.0f") + " (all " + thousands(float64(c.seq)) + ")"
 			inv = s.invoke.format("%.2f") + " each"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s |\n", s.name, s.rate.rate(), last,
-			s.p50.format("%.2f"), s.p99.format("%.2f"), inv, s.cpu.format("%.2f"), s.cpu.mean, s.limit.rate(), share)
+		mean := "—"
+		if !math.IsNaN(s.cpu.mean) {
+			mean = fmt.Sprintf("%.2f", s.cpu.mean)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.rate.rate(), last,
+			s.p50.format("%.2f"), s.p99.format("%.2f"), inv, s.cpu.format("%.2f"), mean, s.limit.rate(), share)
 	}
 	if !slices.ContainsFunc(rows, func(s scenario) bool { return s.err == nil }) {
 		frame = 0

@@ -71,7 +71,7 @@ func main() {
 	flag.BoolVar(&c.skipCold, "skip-coldstart", false, "skip cold starts and bootstrap sizes")
 	flag.BoolVar(&c.skipCost, "skip-cost", false, "skip the DynamoDB request counts")
 	flag.BoolVar(&c.skipFanout, "skip-fanout", false, "skip the fan-out scenarios")
-	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "run scenario 3 once more against an in-process copy of the stack that writes a CPU profile here, and this process's profile to FILE.clients")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "run scenario 3 once more against an in-process copy of the stack that writes a CPU profile of its publishes here, the allocations before and after them to FILE.allocs.base and FILE.allocs (go tool pprof -base), and this process's profile to FILE.clients")
 	flag.StringVar(&c.out, "o", "", "also write the tables to this file")
 	flag.StringVar(&c.baseline, "baseline", "", "also run scenarios 3 and 4 against ./cmd/notify built from this git `revision` (a temporary worktree), as rows \"3 (baseline REV)\" and \"4 (baseline REV)\"")
 	flag.Func("only", "run only these fan-out `scenarios` (comma-separated: 1,2,3,3s,4,4s; default all)", func(v string) error {
