@@ -24,7 +24,8 @@ const sniffTimeout = 10 * time.Second
 const maxRequestLine = 8 << 10
 
 // frontDoor splits the gateway's listener by each TCP connection's first request line. A
-// connection that starts with a Management API request (/@connections/{id}) is a publisher's
+// connection that starts with a Management API request (/@connections/{id}, also under one stage
+// segment) is a publisher's
 // keep-alive connection: fasthttp serves it, at a fraction of net/http's cost per request
 // (the fan-out's hot path). Every other connection (WebSocket upgrades, the Lambda API, the
 // demo page) goes to net/http, whose handler serves every path, the Management API included.
