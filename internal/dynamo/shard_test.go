@@ -1,19 +1,14 @@
 package dynamo
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"maps"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -248,56 +243,30 @@ func saveAll(t *testing.T, s *Store, cs []notify.Connection, workers int) {
 	}
 }
 
-// writeCounter is an http.Handler between the SDK and dynalite: it counts
-// the write requests of each call per partition key (PutItem, DeleteItem and
-// UpdateItem one each, BatchWriteItem one per request it holds), then
-// forwards the call unchanged.
+// writeCounter counts the write requests of each DynamoDB call per
+// partition key (PutItem, DeleteItem and UpdateItem one each, BatchWriteItem
+// one per request it holds), as a testenv.Proxy observer.
 type writeCounter struct {
-	upstream string
-	client   *http.Client
-
 	mu    sync.Mutex
 	perPK map[string]int
 }
 
-func newWriteCounter(upstream string) *writeCounter {
-	// No proxy from the environment: dynalite is on loopback.
-	return &writeCounter{upstream: upstream, client: &http.Client{Transport: &http.Transport{Proxy: nil}}, perPK: make(map[string]int)}
+// newWriteCounter starts a proxy to dynalite that counts the writes through
+// it; the store under test uses the proxy's URL.
+func newWriteCounter(t *testing.T) (*writeCounter, string) {
+	c := &writeCounter{perPK: make(map[string]int)}
+	proxy := testenv.NewProxy(t, testenv.Dynalite(t))
+	proxy.Observe(func(op string, body []byte) {
+		if err := c.count(op, body); err != nil {
+			t.Error(err)
+		}
+	})
+	return c, proxy.URL()
 }
 
 // wireItem is an item or key as DynamoDB's JSON protocol carries it, with
 // only string attributes read.
 type wireItem map[string]struct{ S string }
-
-func (c *writeCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	target := r.Header.Get("X-Amz-Target")
-	if err := c.count(target[strings.LastIndexByte(target, '.')+1:], body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.upstream+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	req.Header = r.Header.Clone()
-	resp, err := c.client.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-}
 
 func (c *writeCounter) count(op string, body []byte) error {
 	var in struct {
@@ -372,10 +341,8 @@ func TestReconnectStorm(t *testing.T) {
 		group   = "storm"
 		workers = 8
 	)
-	counter := newWriteCounter(testenv.Dynalite(t))
-	srv := httptest.NewServer(counter) // 127.0.0.1
-	t.Cleanup(srv.Close)
-	client := dynamodb.NewFromConfig(testenv.AWSConfig(t, srv.URL))
+	counter, endpoint := newWriteCounter(t)
+	client := dynamodb.NewFromConfig(testenv.AWSConfig(t, endpoint))
 	table := freshTable(t, client, &callLog{}, "storm", CreateConnectionsTable)
 	store := New(client, table)
 

@@ -108,17 +108,15 @@ func (g *Gateway) serveConnections(w http.ResponseWriter, r *http.Request, id st
 		}
 	}
 	var data []byte
-	a := answer{}
+	var err error
 	if r.Method == http.MethodPost {
-		var err error
-		if data, err = readFrame(r); err != nil {
-			a = answerBadBody
-		} else if len(data) > notify.MaxFrameBytes {
+		if data, err = readFrame(r); err == nil && len(data) > notify.MaxFrameBytes {
 			// Drain a reasonable rest so the client's connection stays usable.
 			_, _ = io.CopyN(io.Discard, r.Body, 8<<20)
 		}
 	}
-	if a.status == 0 {
+	a := answerBadBody
+	if err == nil {
 		a = g.manage(r.Context(), r.Method, id, data)
 	}
 	h := w.Header()

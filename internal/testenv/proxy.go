@@ -17,7 +17,7 @@ import (
 // itself reaches DynamoDB at once, as when a response is lost in the
 // network), stalls matching calls without forwarding them, or refuses every
 // connection. It models slow and failing storage with the real engine
-// behind it.
+// behind it. Observe shows a test every call that passes.
 type Proxy struct {
 	upstream string
 	client   *http.Client
@@ -27,6 +27,7 @@ type Proxy struct {
 	listener net.Listener
 	server   *http.Server
 	rules    []*ProxyRule
+	observe  func(operation string, body []byte)
 	done     chan struct{} // closed when the test ends: held answers go out
 }
 
@@ -85,6 +86,15 @@ func (p *Proxy) listen(addr string) error {
 	p.server = &http.Server{Handler: p}
 	go p.server.Serve(l)
 	return nil
+}
+
+// Observe has fn called with every call's operation (PutItem,
+// BatchWriteItem...) and request body before the call is forwarded; calls
+// may come from several goroutines at once.
+func (p *Proxy) Observe(fn func(operation string, body []byte)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observe = fn
 }
 
 // Add installs rule; the first matching rule applies to a call.
@@ -156,6 +166,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	target := r.Header.Get("X-Amz-Target")
 	op := target[strings.LastIndexByte(target, '.')+1:]
+	p.mu.Lock()
+	observe := p.observe
+	p.mu.Unlock()
+	if observe != nil {
+		observe(op, body)
+	}
 	rule := p.match(op, body)
 	if rule != nil && rule.Stall {
 		select {
